@@ -1,0 +1,40 @@
+// parser/packet_decoder.h: link layer, IPv4/IPv6 and TCP headers of one captured frame.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "parser/byte_reader.h"
+#include "parser/events.h"
+#include "parser/parse_stats.h"
+
+namespace pgtlsmon::parser {
+
+inline constexpr uint8_t kTcpFin = 0x01;
+inline constexpr uint8_t kTcpSyn = 0x02;
+inline constexpr uint8_t kTcpRst = 0x04;
+inline constexpr uint8_t kTcpPsh = 0x08;
+inline constexpr uint8_t kTcpAck = 0x10;
+
+// A decoded TCP segment. `payload` points into the frame: valid only as long as the frame.
+struct TcpSegment {
+  IpAddress src;
+  IpAddress dst;
+  uint16_t sport = 0;
+  uint16_t dport = 0;
+  uint32_t seq = 0;
+  uint32_t ack = 0;
+  uint8_t flags = 0;
+  std::span<const uint8_t> payload;  // the captured payload bytes (Ethernet padding removed)
+  uint32_t payload_wire_len = 0;     // payload length per the IP header (> payload.size() when
+                                     // the snap length cut the frame)
+};
+
+// Decodes `frame` of link type `linktype` (capture/packet_source.h's kLink* values).
+// kOk: *out is a TCP segment. kNotThisProtocol: not TCP (UDP, ARP, ...), nothing counted.
+// kMalformed: counted in *stats under the stage that failed (incl. IP fragments, which are not
+// reassembled: Stage::kIp, Reason::kIpFragment).
+ParseResult DecodeTcpSegment(uint32_t linktype, std::span<const uint8_t> frame, TcpSegment* out,
+                             ParseStats* stats);
+
+}  // namespace pgtlsmon::parser

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs every Debian package pgtlsmon needs to build, test and benchmark.
+# Idempotent: does nothing when everything is already there. Needs root.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  cmake ninja-build g++ clang llvm pkg-config
+  # the design card's core libraries
+  libpcap-dev libbpf-dev bpftool libssl-dev prometheus-cpp-dev libabsl-dev
+  libgtest-dev libgmock-dev
+  # earned their place (README.md, "Dependencies")
+  libcli11-dev libfmt-dev zlib1g-dev nlohmann-json3-dev libbenchmark-dev libclang-rt-14-dev
+  # real peers for the tests and the benchmark
+  tshark tcpdump postgresql-15 postgresql-client-15 prometheus iproute2 ethtool
+  libndpi-bin python3 hyperfine
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# tshark asks whether non-root users may capture; answer no without a prompt.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts a PostgreSQL cluster and a Prometheus server on install; the tests run their
+# own on other ports, so the package defaults are left alone.
