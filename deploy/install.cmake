@@ -1,0 +1,60 @@
+# Install rules for the deployment kit. Include from the top-level CMakeLists.txt:
+#   include(deploy/install.cmake)
+#
+# Where things land (relative to CMAKE_INSTALL_PREFIX unless absolute, GNUInstallDirs names):
+#   ${PGTLS_SYSTEMD_UNIT_DIR}/pgtlsmon.service   default lib/systemd/system
+#   ${PGTLS_SYSCONF_DEFAULT_DIR}/pgtlsmon        the flags file, default /etc/default
+#   /etc/logrotate.d/pgtlsmon                    (PGTLS_LOGROTATE_DIR)
+#   share/doc/pgtlsmon/                          deploy/README.md, docs/RUNBOOK.md
+#   share/pgtlsmon/prometheus/                   scrape config example, alert + recording rules
+#   share/pgtlsmon/grafana/                      dashboard JSON + provisioning examples
+#   share/pgtlsmon/kubernetes/, container/       manifests and the Dockerfile, for reference
+#
+# Configuration files: CMake has no "noreplace" (RPM %config(noreplace), dpkg conffiles), so
+# `cmake --install` OVERWRITES an edited /etc/default/pgtlsmon. Either keep local flags in a
+# systemd drop-in (`systemctl edit pgtlsmon`, Environment=PGTLSMON_ARGS=...), install with
+# -DPGTLS_INSTALL_CONFIG=OFF after the first time, or package with CPack/dpkg where the file is
+# a conffile. The unit's ExecStart names ${CMAKE_INSTALL_FULL_BINDIR}/pgtlsmon (rewritten here).
+include_guard(GLOBAL)
+include(GNUInstallDirs)
+
+set(PGTLS_DEPLOY_DIR ${CMAKE_CURRENT_LIST_DIR})
+option(PGTLS_INSTALL_CONFIG "Install /etc files (flags, logrotate); overwrites edited copies" ON)
+set(PGTLS_SYSTEMD_UNIT_DIR "${CMAKE_INSTALL_LIBDIR}/systemd/system"
+    CACHE PATH "Where pgtlsmon.service goes (prefix-relative or absolute)")
+if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  set(PGTLS_SYSTEMD_UNIT_DIR "/usr/lib/systemd/system" CACHE PATH "" FORCE)
+endif()
+set(PGTLS_SYSCONF_DEFAULT_DIR "/etc/default" CACHE PATH "Where the flags file pgtlsmon goes")
+set(PGTLS_LOGROTATE_DIR "/etc/logrotate.d" CACHE PATH "Where the logrotate snippet goes")
+
+# The unit names the binary by absolute path; point it at the installed one.
+file(READ ${PGTLS_DEPLOY_DIR}/systemd/pgtlsmon.service _pgtls_unit)
+string(REPLACE "/usr/local/bin/pgtlsmon" "${CMAKE_INSTALL_FULL_BINDIR}/pgtlsmon"
+       _pgtls_unit "${_pgtls_unit}")
+file(GENERATE OUTPUT ${CMAKE_BINARY_DIR}/deploy/pgtlsmon.service CONTENT "${_pgtls_unit}")
+install(FILES ${CMAKE_BINARY_DIR}/deploy/pgtlsmon.service
+        DESTINATION ${PGTLS_SYSTEMD_UNIT_DIR} COMPONENT deploy)
+
+if(PGTLS_INSTALL_CONFIG)
+  install(FILES ${PGTLS_DEPLOY_DIR}/systemd/pgtlsmon.env
+          DESTINATION ${PGTLS_SYSCONF_DEFAULT_DIR} RENAME pgtlsmon
+          PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ COMPONENT deploy)
+  install(FILES ${PGTLS_DEPLOY_DIR}/systemd/pgtlsmon.logrotate
+          DESTINATION ${PGTLS_LOGROTATE_DIR} RENAME pgtlsmon COMPONENT deploy)
+endif()
+
+install(FILES ${PGTLS_DEPLOY_DIR}/README.md
+        DESTINATION ${CMAKE_INSTALL_DOCDIR} RENAME DEPLOY.md COMPONENT deploy)
+install(FILES ${PGTLS_DEPLOY_DIR}/../docs/RUNBOOK.md
+        DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT deploy)
+install(FILES ${PGTLS_DEPLOY_DIR}/prometheus/prometheus.yml
+              ${PGTLS_DEPLOY_DIR}/prometheus/pgtlsmon-alerts.yml
+              ${PGTLS_DEPLOY_DIR}/prometheus/pgtlsmon-recording.yml
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/pgtlsmon/prometheus COMPONENT deploy)
+install(DIRECTORY ${PGTLS_DEPLOY_DIR}/grafana/
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/pgtlsmon/grafana COMPONENT deploy)
+install(DIRECTORY ${PGTLS_DEPLOY_DIR}/kubernetes/
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/pgtlsmon/kubernetes COMPONENT deploy)
+install(FILES ${PGTLS_DEPLOY_DIR}/container/Dockerfile
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/pgtlsmon/container COMPONENT deploy)
