@@ -1,0 +1,728 @@
+#!/usr/bin/env python3
+"""Replay throughput: pgtlsmon against its floors and its peers, on one file, in one run.
+
+  cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release && cmake --build build-release -j2
+  python3 bench/run.py --build build-release            # ~1 GB workload (20000 sessions)
+  python3 bench/run.py --build build-release --quick    # ~58 MB workload (1000 sessions)
+
+Every reader reads the same cached pcap (made by shared/bench/make-workload, kept in
+$PGTLS_BENCH_DIR, default /tmp/pgtlsmon-bench, and regenerated only when missing) with the
+page cache warm.  The runs are interleaved round by round (reader A, B, C, ..., then again)
+so that a change in background load hits every reader alike.  Each run is measured as wall
+seconds, user+sys CPU seconds and peak RSS (os.wait4's rusage).
+
+Readers (a missing tool or a failing peer is reported, not fatal):
+  floor_read        bench/floor_read.cc: read() into one 1 MiB buffer, walk the pcap headers
+  libpcap           bench/floor_libpcap.cc: pcap_open_offline + pcap_next_ex, count only
+  libpcap_fopen     the same with fopen + setvbuf(256 KiB) + pcap_fopen_offline
+  tcpdump           tcpdump -r FILE -w /dev/null 'tcp port 5432'
+  tshark            the ClientHello/ServerHello field extraction (fewer runs: it is slow)
+  ndpiReader        ndpiReader -q -i FILE (nDPI's demo reader; DPI on every flow)
+  pgtlsmon          pgtlsmon replay --format jsonl FILE, single thread
+  pgtlsmon_t2       the same with --threads 2, when `pgtlsmon --help` lists --threads
+
+pgtlsmon's records are checked on every run against FILE.expected.json (sessions per
+negotiated version and plaintext, cipher suites, HelloRetryRequests, IPv6 sessions); a
+mismatch or a non-zero exit is fatal (exit 1).  The floors' packet/byte counts and tshark's
+hello counts are checked too, but only reported.
+
+The results go to stdout as a markdown table and, for a full run, to docs/BENCHMARKS.md
+(regenerated whole; --quick runs leave it alone unless --write-docs).
+"""
+import argparse
+import collections
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FULL_SESSIONS = 20000
+QUICK_SESSIONS = 1000
+PG_PORT = 5432
+TLS_VERSION_NAMES = {"0x0300": "SSLv3", "0x0301": "TLSv1", "0x0302": "TLSv1.1",
+                     "0x0303": "TLSv1.2", "0x0304": "TLSv1.3"}
+TSHARK_FIELDS = ["tcp.stream", "tls.handshake.type", "tls.handshake.version",
+                 "tls.handshake.extensions.supported_version", "tls.handshake.ciphersuite"]
+# pgtlsmon is compared with these, in this order.
+RATIO_BASES = ["floor_read", "libpcap", "libpcap_fopen", "tcpdump", "tshark", "ndpiReader"]
+
+
+class Fatal(Exception):
+    """pgtlsmon gave a wrong answer or failed: the benchmark must not report it."""
+
+
+# --------------------------------------------------------------------------------------
+# Workload
+# --------------------------------------------------------------------------------------
+
+
+def ensure_workload(bench_dir, sessions, generator):
+    """Returns (pcap path, expected dict); generates the pair only when missing or stale."""
+    os.makedirs(bench_dir, exist_ok=True)
+    pcap = os.path.join(bench_dir, f"pg-{sessions}.pcap")
+    sidecar = pcap + ".expected.json"
+    exp = None
+    if os.path.exists(pcap) and os.path.exists(sidecar):
+        try:
+            with open(sidecar) as f:
+                exp = json.load(f)
+            if (exp["args"]["sessions"] != sessions or
+                    os.path.getsize(pcap) != exp["file_bytes"]):
+                exp = None
+        except (OSError, ValueError, KeyError):
+            exp = None
+    if exp is not None:
+        log(f"workload: {pcap} (cached)")
+        return pcap, exp
+    if not os.path.exists(generator):
+        sys.exit(f"run.py: workload generator {generator} not found (--make-workload)")
+    # Write under a temporary name and rename, so an interrupted generation is never
+    # mistaken for a cached workload.
+    tmp = os.path.join(bench_dir, f".pg-{sessions}.{os.getpid()}.pcap")
+    log(f"workload: generating {pcap} ({sessions} sessions) ...")
+    t0 = time.monotonic()
+    try:
+        subprocess.run([sys.executable, generator, "--sessions", str(sessions),
+                        "--output", tmp], check=True, stdout=subprocess.PIPE, text=True)
+        os.replace(tmp + ".expected.json", sidecar)
+        os.replace(tmp, pcap)
+    finally:
+        for p in (tmp, tmp + ".expected.json"):
+            if os.path.exists(p):
+                os.unlink(p)
+    log(f"workload: generated in {time.monotonic() - t0:.1f} s")
+    with open(sidecar) as f:
+        return pcap, json.load(f)
+
+
+def warm_page_cache(path):
+    """cat FILE > /dev/null, and warn when the file cannot stay cached."""
+    size = os.path.getsize(path)
+    avail = meminfo().get("MemAvailable")
+    if avail is not None and size > avail * 0.8:
+        log(f"warning: {path} ({size >> 20} MiB) may not fit in the page cache "
+            f"({avail >> 20} MiB available): runs will measure the disk")
+    t0 = time.monotonic()
+    with open(path, "rb", buffering=0) as f:
+        while f.read(1 << 22):
+            pass
+    log(f"page cache warmed ({size / 1e6:.0f} MB in {time.monotonic() - t0:.2f} s)")
+
+
+# --------------------------------------------------------------------------------------
+# Answer checks
+# --------------------------------------------------------------------------------------
+
+
+def check_counts(stdout_path, exp):
+    """The floors print 'packets=N bytes=B'."""
+    with open(stdout_path) as f:
+        text = f.read()
+    m = re.search(r"packets=(\d+) bytes=(\d+)", text)
+    if not m:
+        return "no counts in output"
+    got = (int(m.group(1)), int(m.group(2)))
+    want = (exp["packets"], exp["frame_bytes"])
+    if got != want:
+        return f"packets/bytes {got[0]}/{got[1]}, expected {want[0]}/{want[1]}"
+    return None
+
+
+def check_tshark(stdout_path, exp):
+    """One line per frame with a hello: ServerHellos per version and ClientHellos."""
+    server_hellos = collections.Counter()
+    client_hellos = 0
+    with open(stdout_path) as f:
+        for line in f:
+            cols = line.rstrip("\n").split("\t")
+            if len(cols) < 4:
+                continue
+            types = cols[1].split(",")
+            client_hellos += types.count("1")
+            if "2" in types:
+                supported = [v for v in cols[3].split(",") if v]
+                version = supported[-1] if supported else cols[2].split(",")[0]
+                server_hellos[TLS_VERSION_NAMES.get(version, version)] += 1
+    problems = []
+    if dict(server_hellos) != {k: v for k, v in exp["server_hello_messages"].items() if v}:
+        problems.append(f"ServerHellos {dict(sorted(server_hellos.items()))}, "
+                        f"expected {exp['server_hello_messages']}")
+    if client_hellos != exp["client_hello_messages"]:
+        problems.append(f"ClientHellos {client_hellos}, expected {exp['client_hello_messages']}")
+    return "; ".join(problems) or None
+
+
+def summarise_records(stdout_path):
+    """Counts pgtlsmon's JSON-lines records the way FILE.expected.json counts sessions."""
+    sessions = collections.Counter()
+    outcomes = collections.Counter()
+    ciphers = collections.Counter()
+    hrr = ipv6 = records = 0
+    with open(stdout_path) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError as e:
+                raise Fatal(f"pgtlsmon output line {lineno} is not JSON: {e}") from None
+            records += 1
+            outcome = rec.get("outcome")
+            outcomes[outcome] += 1
+            tls = rec.get("tls") or {}
+            if outcome == "tls":
+                sessions[tls.get("version")] += 1
+                ciphers[tls.get("cipher_suite")] += 1
+            elif outcome == "plaintext":
+                sessions["plaintext"] += 1
+            if (rec.get("server_hello") or {}).get("hello_retry_request"):
+                hrr += 1
+            if ":" in str((rec.get("client") or {}).get("ip", "")):
+                ipv6 += 1
+    return {"records": records, "sessions": sessions, "outcomes": outcomes,
+            "tls_cipher_suites": ciphers, "hello_retry_requests": hrr, "ipv6_sessions": ipv6}
+
+
+def check_pgtlsmon(stdout_path, exp):
+    got = summarise_records(stdout_path)
+    want_sessions = {k: v for k, v in exp["sessions"].items() if v}
+    want_outcomes = {"tls": sum(v for k, v in want_sessions.items() if k != "plaintext"),
+                     "plaintext": want_sessions.get("plaintext", 0)}
+    want = {
+        "records": sum(want_sessions.values()),
+        "outcomes": {k: v for k, v in want_outcomes.items() if v},
+        "sessions": want_sessions,
+        "tls_cipher_suites": exp["tls_cipher_suites"],
+        "hello_retry_requests": exp["hello_retry_requests"],
+        "ipv6_sessions": exp["ipv6_sessions"],
+    }
+    problems = []
+    for key, value in want.items():
+        have = got[key]
+        if isinstance(have, collections.Counter):
+            have = dict(have)
+        if have != value:
+            problems.append(f"{key}: got {json.dumps(have, sort_keys=True)}, "
+                            f"expected {json.dumps(value, sort_keys=True)}")
+    return "\n  ".join(problems) or None
+
+
+# --------------------------------------------------------------------------------------
+# Readers
+# --------------------------------------------------------------------------------------
+
+
+class Reader:
+    def __init__(self, name, argv, reps, check=None, note="", fatal=False, missing=None):
+        self.name = name
+        self.argv = argv
+        self.reps = reps
+        self.check = check
+        self.note = note
+        self.fatal = fatal          # a failure or wrong answer aborts the benchmark
+        self.missing = missing      # why the reader cannot run, or None
+        self.runs = []              # dicts: wall, cpu, rss_kib
+        self.failure = None         # first failure, for a non-fatal reader
+        self.answer = "n/a" if check is None else None
+
+    def command(self):
+        return " ".join(shlex.quote(a) for a in self.argv)
+
+
+# CMake target -> source in bench/.
+HELPERS = {"pgtls_floor_read": "floor_read.cc", "pgtls_floor_libpcap": "floor_libpcap.cc",
+           "pgtls_bench_launch": "launch.cc"}
+
+
+def find_helper(build, name, bench_dir):
+    """<build>/bench/NAME, else compile its source into the bench dir (CMake is the
+    normal route; this fallback keeps the floors available while the rest of the tree
+    does not configure)."""
+    path = os.path.join(build, "bench", name)
+    if os.access(path, os.X_OK):
+        return path, None
+    src = os.path.join(REPO, "bench", HELPERS[name])
+    out_dir = os.path.join(bench_dir, "bin")
+    out = os.path.join(out_dir, name)
+    if os.access(out, os.X_OK) and os.path.getmtime(out) >= os.path.getmtime(src):
+        return out, "built by run.py (no CMake target in --build)"
+    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if not cxx:
+        return None, f"{path} missing and no C++ compiler to build it"
+    os.makedirs(out_dir, exist_ok=True)
+    cmd = [cxx, "-std=c++20", "-O2", "-DNDEBUG", "-Wall", "-Wextra", "-Wconversion",
+           "-Wshadow", "-Werror", src, "-o", out]
+    if "libpcap" in name:
+        cmd.append("-lpcap")
+    log(f"{path} missing: building {out} with {os.path.basename(cxx)} -O2")
+    r = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        return None, f"{path} missing and building it failed: {r.stderr.strip()[:300]}"
+    return out, "built by run.py (no CMake target in --build)"
+
+
+def find_pgtlsmon(build, explicit):
+    candidates = [explicit] if explicit else [os.path.join(build, "pgtlsmon"),
+                                              os.path.join(build, "app", "pgtlsmon")]
+    for c in candidates:
+        if c and os.access(c, os.X_OK) and os.path.isfile(c):
+            return c
+    return None
+
+
+def pgtlsmon_accepts_threads(binary):
+    text = ""
+    for args in (["replay", "--help"], ["--help"]):
+        try:
+            r = subprocess.run([binary, *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=20)
+            text += r.stdout
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return re.search(r"--threads\b", text) is not None
+
+
+def build_readers(args, pcap, bench_dir):
+    reps, tshark_reps = args.reps, args.tshark_reps
+    readers = []
+
+    for name, floor, extra, note in [
+            ("floor_read", "pgtls_floor_read", [],
+             "read() into one reused 1 MiB buffer, walk the record headers; the floor"),
+            ("libpcap", "pgtls_floor_libpcap", [],
+             "pcap_open_offline + pcap_next_ex, count only"),
+            ("libpcap_fopen", "pgtls_floor_libpcap", ["--fopen"],
+             "fopen + setvbuf(256 KiB) + pcap_fopen_offline + pcap_next_ex")]:
+        path, why = find_helper(args.build, floor, bench_dir)
+        if path is None:
+            readers.append(Reader(name, [floor, *extra, pcap], reps, missing=why, note=note))
+        else:
+            readers.append(Reader(name, [path, *extra, pcap], reps, check=check_counts,
+                                  note=note + (f"; {why}" if why else "")))
+
+    def tool(name, argv, r, check=None, note=""):
+        exe = shutil.which(argv[0])
+        if exe is None:
+            readers.append(Reader(name, argv, r, note=note, missing=f"{argv[0]} not installed"))
+        else:
+            readers.append(Reader(name, argv, r, check=check, note=note))
+
+    tool("tcpdump", ["tcpdump", "-r", pcap, "-w", "/dev/null", f"tcp port {PG_PORT}"], reps,
+         note="BPF filter, writes every matching packet")
+    tshark_argv = ["tshark", "-n", "-r", pcap, "-d", f"tcp.port=={PG_PORT},pgsql",
+                   "-Y", "tls.handshake.type==1 or tls.handshake.type==2", "-T", "fields"]
+    for field in TSHARK_FIELDS:
+        tshark_argv += ["-e", field]
+    tool("tshark", tshark_argv, tshark_reps, check=check_tshark,
+         note="full dissection, hello fields; answer = ClientHello/ServerHello counts")
+    tool("ndpiReader", ["ndpiReader", "-q", "-i", pcap], reps,
+         note="nDPI 'demo' reader, DPI on every flow, quiet")
+
+    binary = find_pgtlsmon(args.build, args.pgtlsmon)
+    base = ["replay", "--format", "jsonl", pcap]
+    if binary is None:
+        why = f"no pgtlsmon binary in {args.build} (or --pgtlsmon)"
+        readers.append(Reader("pgtlsmon", ["pgtlsmon", *base], reps, missing=why))
+    else:
+        readers.append(Reader("pgtlsmon", [binary, *base], reps, check=check_pgtlsmon,
+                              fatal=True, note="single thread; answer checked every run"))
+        if pgtlsmon_accepts_threads(binary):
+            readers.append(Reader("pgtlsmon_t2", [binary, "replay", "--format", "jsonl",
+                                                  "--threads", "2", pcap],
+                                  reps, check=check_pgtlsmon, fatal=True,
+                                  note="--threads 2; answer checked every run"))
+        else:
+            readers.append(Reader("pgtlsmon_t2", [binary, *base[:3], "--threads", "2", pcap],
+                                  reps, missing="pgtlsmon --help lists no --threads"))
+
+    wanted = set(args.only) if args.only else None
+    out = []
+    for r in readers:
+        family = r.name.split("_")[0] if r.name.startswith("pgtlsmon") else r.name
+        if r.name in args.skip or family in args.skip:
+            r.missing = r.missing or "skipped (--skip)"
+        if wanted is not None and r.name not in wanted and family not in wanted:
+            continue
+        out.append(r)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Measuring
+# --------------------------------------------------------------------------------------
+
+
+def run_once(argv, stdout_path, stderr_path, timeout, launcher):
+    """Runs argv once; returns (exit status, wall s, user+sys s, peak RSS KiB).
+
+    With the launcher (bench/launch.cc) the figures are the reader's own.  Without it,
+    os.wait4 on a child of this Python process: wall time includes Python's fork/exec,
+    and ru_maxrss cannot be below this process's own RSS (see launch.cc)."""
+    result_path = stdout_path + ".rusage"
+    if launcher:
+        argv = [launcher, result_path, *argv]
+    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                start_new_session=True)
+        timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
+        timer.start()
+        try:
+            _, status, ru = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from waiting again
+    if not launcher:
+        return proc.returncode, wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+    try:
+        with open(result_path) as f:
+            fields = dict(kv.split("=", 1) for kv in f.read().split())
+        os.unlink(result_path)
+    except (OSError, ValueError):
+        return (proc.returncode or 125), wall, 0.0, 0
+    return (int(fields["status"]), int(fields["wall_ns"]) / 1e9,
+            (int(fields["utime_us"]) + int(fields["stime_us"])) / 1e6,
+            int(fields["maxrss_kib"]))
+
+
+def measure(readers, exp, bench_dir, timeout, launcher):
+    active = [r for r in readers if r.missing is None]
+    rounds = max((r.reps for r in active), default=0)
+    for i in range(rounds):
+        for r in active:
+            if r.failure is not None or i >= r.reps:
+                continue
+            out = os.path.join(bench_dir, f"out-{r.name}.txt")
+            err = os.path.join(bench_dir, f"err-{r.name}.txt")
+            code, wall, cpu, rss = run_once(r.argv, out, err, timeout, launcher)
+            if code != 0:
+                with open(err, errors="replace") as f:
+                    tail = f.read().strip()[-400:]
+                msg = f"exit {code}" + (f": {tail}" if tail else "")
+                if r.fatal:
+                    raise Fatal(f"{r.name} failed ({r.command()}): {msg}")
+                r.failure = msg
+                log(f"  {r.name}: FAILED ({msg.splitlines()[0]})")
+                continue
+            if r.check is not None:
+                problem = r.check(out, exp)
+                if problem:
+                    if r.fatal:
+                        raise Fatal(f"{r.name} gave a wrong answer ({r.command()}):\n  {problem}")
+                    r.answer = "MISMATCH: " + problem
+                elif r.answer is None:
+                    r.answer = "ok"
+            r.runs.append({"wall": wall, "cpu": cpu, "rss_kib": rss})
+            log(f"  round {i + 1}: {r.name:14s} {wall:8.3f} s wall {cpu:8.3f} s cpu "
+                f"{rss / 1024:7.1f} MiB")
+
+
+# --------------------------------------------------------------------------------------
+# Reporting
+# --------------------------------------------------------------------------------------
+
+
+def stats(r, exp):
+    walls = [x["wall"] for x in r.runs]
+    wall = statistics.median(walls)
+    return {
+        "runs": len(walls),
+        "wall": wall, "wall_min": min(walls), "wall_max": max(walls),
+        "cpu": statistics.median(x["cpu"] for x in r.runs),
+        "rss_mib": max(x["rss_kib"] for x in r.runs) / 1024,
+        "mpps": exp["packets"] / wall / 1e6,
+        "mbps": exp["file_bytes"] / wall / 1e6,
+    }
+
+
+def fmt_s(x):
+    return f"{x:.3f}" if x < 10 else f"{x:.2f}" if x < 100 else f"{x:.1f}"
+
+
+def results_table(readers, exp):
+    rows = ["| reader | runs | wall median (s) | wall min–max (s) | CPU user+sys (s) "
+            "| Mpackets/s | MB/s | peak RSS (MiB) | answer |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in readers:
+        if r.missing or not r.runs:
+            why = r.missing or f"failed: {r.failure}"
+            rows.append(f"| {r.name} | 0 | – | – | – | – | – | – | {md_escape(why)} |")
+            continue
+        s = stats(r, exp)
+        answer = r.answer if r.failure is None else f"{r.answer}; later run failed: {r.failure}"
+        rows.append(f"| {r.name} | {s['runs']} | {fmt_s(s['wall'])} | "
+                    f"{fmt_s(s['wall_min'])}–{fmt_s(s['wall_max'])} | {fmt_s(s['cpu'])} | "
+                    f"{s['mpps']:.2f} | {s['mbps']:.0f} | {s['rss_mib']:.1f} | "
+                    f"{md_escape(answer)} |")
+    return "\n".join(rows)
+
+
+def ratio_table(readers, exp):
+    by_name = {r.name: r for r in readers if r.runs and not r.missing}
+    subjects = [n for n in ("pgtlsmon", "pgtlsmon_t2") if n in by_name]
+    bases = [n for n in RATIO_BASES if n in by_name]
+    if not subjects or not bases:
+        return None
+    rows = ["| | " + " | ".join(f"vs {b}" for b in bases) + " |",
+            "|---|" + "---:|" * len(bases)]
+    for s in subjects:
+        ss = stats(by_name[s], exp)
+        cells = []
+        for b in bases:
+            bs = stats(by_name[b], exp)
+            cells.append(f"{ss['wall'] / bs['wall']:.2f}× wall, {ss['cpu'] / bs['cpu']:.2f}× CPU"
+                         if bs["cpu"] > 0 else f"{ss['wall'] / bs['wall']:.2f}× wall")
+        rows.append(f"| {s} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def md_escape(text):
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def meminfo():
+    out = {}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                parts = v.split()
+                if parts and parts[0].isdigit():
+                    out[k] = int(parts[0]) * 1024
+    except OSError:
+        pass
+    return out
+
+
+def machine():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": model, "nproc": os.cpu_count(), "kernel": platform.release(),
+            "mem_gib": meminfo().get("MemTotal", 0) / (1 << 30)}
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def tool_versions(readers):
+    def first_line(argv):
+        try:
+            r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, timeout=20)
+            for line in r.stdout.splitlines():
+                if line.strip() and "dangerous" not in line:
+                    return line.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        return None
+
+    versions = {}
+    names = {r.name for r in readers if not r.missing}
+    if "tcpdump" in names or "libpcap" in names:
+        try:
+            r = subprocess.run(["tcpdump", "--version"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=20)
+            for line in r.stdout.splitlines():
+                if line.startswith(("tcpdump version", "libpcap version")):
+                    versions[line.split(" version")[0]] = line.split("version", 1)[1].strip()
+        except OSError:
+            pass
+    if "tshark" in names:
+        v = first_line(["tshark", "--version"])
+        m = re.search(r"\d+\.\d+\.\d+", v or "")
+        versions["tshark"] = m.group(0) if m else v
+    if "ndpiReader" in names:
+        v = first_line(["ndpiReader", "-h"])
+        versions["ndpiReader"] = v.replace("Welcome to ", "") if v else None
+    for r in readers:
+        if r.name == "pgtlsmon" and not r.missing:
+            versions["pgtlsmon"] = first_line([r.argv[0], "--version"])
+    try:
+        rev = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        versions["pgtlsmon source"] = rev.stdout.strip() or None
+    except OSError:
+        pass
+    return {k: v for k, v in versions.items() if v}
+
+
+def build_type(build):
+    try:
+        with open(os.path.join(build, "CMakeCache.txt")) as f:
+            for line in f:
+                if line.startswith("CMAKE_BUILD_TYPE:"):
+                    return line.split("=", 1)[1].strip() or "(empty)"
+    except OSError:
+        pass
+    return None
+
+
+def report(readers, exp, pcap, ctx):
+    m = ctx["machine"]
+    kinds = ", ".join(f"{k} {v}" for k, v in exp["sessions"].items())
+    lines = [
+        "# Replay throughput",
+        "",
+        "Generated by `bench/run.py` (see [bench/README.md](../bench/README.md)); do not edit "
+        "by hand, rerun the command.",
+        "",
+        f"- Date: {ctx['date']}",
+        f"- Command: `{ctx['command']}`",
+        f"- Machine: {m['cpu']}, {m['nproc']} CPUs (nproc), {m['mem_gib']:.1f} GiB RAM, "
+        f"Linux {m['kernel']}",
+        f"- Load average (1/5/15 min) before: {ctx['load_before']}, after: {ctx['load_after']}"
+        + (" — the machine was shared with other work, so expect noise" if ctx["busy"] else ""),
+        f"- Build: `{ctx['build']}` ({ctx['build_type'] or 'no CMakeCache.txt'})",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in ctx["versions"].items()),
+        f"- Workload: `{pcap}` from `make-workload --sessions {exp['args']['sessions']}` "
+        f"(seed {exp['args']['seed']}): {exp['file_bytes'] / 1e6:.0f} MB, "
+        f"{exp['packets']} packets, {sum(exp['sessions'].values())} sessions ({kinds}; "
+        f"{exp['ipv6_sessions']} over IPv6), at most {exp['max_concurrent_sessions']} "
+        "concurrent",
+        "- Method: page cache warmed first; readers interleaved round by round; "
+        f"{ctx['reps']} runs each, tshark {ctx['tshark_reps']}; medians, with the min–max "
+        "spread of wall time; CPU = user+sys of the process; peak RSS = max ru_maxrss"
+        + ("" if ctx["launcher"] else " (measured from Python: includes the runner's ~20 MiB)")
+        + "; "
+        "Mpackets/s and MB/s from the median wall time and the file size.",
+        "",
+        "## Results",
+        "",
+        results_table(readers, exp),
+        "",
+    ]
+    ratios = ratio_table(readers, exp)
+    lines += ["## pgtlsmon relative to each reader", ""]
+    if ratios:
+        lines += ["Median wall time (and CPU time) of pgtlsmon divided by the reader's: "
+                  "below 1 means pgtlsmon is faster.", "", ratios, ""]
+    else:
+        lines += ["No pgtlsmon figures in this run (" + "; ".join(
+            f"{r.name}: {r.missing or r.failure}" for r in readers
+            if r.name.startswith("pgtlsmon")) + ").", ""]
+    lines += ["## Readers", "", "| reader | command | what it does |", "|---|---|---|"]
+    for r in readers:
+        cmd = r.command().replace(pcap, "FILE")
+        lines.append(f"| {r.name} | `{md_escape(cmd)}` | {md_escape(r.note)} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(REPO, "build-release"),
+                    help="CMake build dir with pgtlsmon and bench/pgtls_floor_* "
+                         "(default: build-release)")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"small workload ({QUICK_SESSIONS} sessions, ~58 MB) instead of "
+                         f"{FULL_SESSIONS} (~1.2 GB)")
+    ap.add_argument("--sessions", type=int, help="workload size, overriding --quick")
+    ap.add_argument("--reps", type=int, default=5, help="runs per reader (default 5)")
+    ap.add_argument("--tshark-reps", type=int,
+                    help="runs of tshark (default 2; it takes ~30 s per GB)")
+    ap.add_argument("--skip", default="", help="comma-separated readers to leave out "
+                    "(e.g. tshark,pgtlsmon); 'pgtlsmon' also skips pgtlsmon_t2")
+    ap.add_argument("--only", default="", help="comma-separated readers to run, alone")
+    ap.add_argument("--pgtlsmon", help="pgtlsmon binary (default: BUILD/pgtlsmon)")
+    ap.add_argument("--bench-dir", default=os.environ.get("PGTLS_BENCH_DIR",
+                                                          "/tmp/pgtlsmon-bench"),
+                    help="workload cache and scratch dir ($PGTLS_BENCH_DIR, "
+                         "default /tmp/pgtlsmon-bench)")
+    ap.add_argument("--make-workload",
+                    default=os.environ.get("PGTLS_MAKE_WORKLOAD", os.path.join(
+                        os.path.dirname(REPO), "shared", "bench", "make-workload")),
+                    help="the workload generator (default ../shared/bench/make-workload)")
+    ap.add_argument("--timeout", type=float, default=900, help="seconds per run (default 900)")
+    docs = ap.add_mutually_exclusive_group()
+    docs.add_argument("--write-docs", action="store_true", default=None,
+                      help="write docs/BENCHMARKS.md (the default for a full run)")
+    docs.add_argument("--no-docs", dest="write_docs", action="store_false",
+                      help="leave docs/BENCHMARKS.md alone (the default for --quick)")
+    ap.add_argument("--docs", default=os.path.join(REPO, "docs", "BENCHMARKS.md"),
+                    help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    args.skip = {s for s in args.skip.split(",") if s}
+    args.only = [s for s in args.only.split(",") if s]
+    sessions = args.sessions or (QUICK_SESSIONS if args.quick else FULL_SESSIONS)
+    if args.tshark_reps is None:
+        args.tshark_reps = min(args.reps, 2)
+    if args.reps < 1 or args.tshark_reps < 1 or sessions < 1:
+        ap.error("--reps, --tshark-reps and --sessions must be at least 1")
+    if args.write_docs is None:
+        args.write_docs = not args.quick and args.sessions is None and not args.only
+    args.build = os.path.abspath(args.build)
+    bench_dir = os.path.abspath(args.bench_dir)
+    argv_text = " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = f"python3 bench/run.py {argv_text}".strip()
+
+    ctx = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "command": command, "machine": machine(), "build": os.path.relpath(args.build, REPO),
+           "build_type": build_type(args.build), "reps": args.reps,
+           "tshark_reps": args.tshark_reps}
+    pcap, exp = ensure_workload(bench_dir, sessions, args.make_workload)
+    readers = build_readers(args, pcap, bench_dir)
+    for r in readers:
+        if r.missing:
+            log(f"{r.name}: not run: {r.missing}")
+    ctx["versions"] = tool_versions(readers)
+    launcher, why = find_helper(args.build, "pgtls_bench_launch", bench_dir)
+    if launcher is None:
+        log(f"warning: {why}; measuring from Python (peak RSS includes the runner's)")
+    ctx["launcher"] = launcher is not None
+
+    ctx["load_before"] = loadavg()
+    warm_page_cache(pcap)
+    try:
+        measure(readers, exp, bench_dir, args.timeout, launcher)
+    except Fatal as e:
+        log(f"\nFATAL: {e}")
+        log("docs/BENCHMARKS.md not written: pgtlsmon's figures would be for a wrong answer.")
+        return 1
+    ctx["load_after"] = loadavg()
+    loads = [float(x) for x in f"{ctx['load_before']} {ctx['load_after']}".split()
+             if re.fullmatch(r"[0-9.]+", x)]
+    ctx["busy"] = max(loads, default=0.0) > 0.5 * (os.cpu_count() or 1)
+
+    text = report(readers, exp, pcap, ctx)
+    print(text)
+    with open(os.path.join(bench_dir, "results.json"), "w") as f:
+        json.dump({"context": ctx, "expected": exp, "readers": [
+            {"name": r.name, "command": r.argv, "missing": r.missing, "failure": r.failure,
+             "answer": r.answer, "runs": r.runs} for r in readers]}, f, indent=1)
+    if args.write_docs:
+        with open(args.docs, "w") as f:
+            f.write(text)
+        log(f"wrote {os.path.relpath(args.docs, REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
