@@ -1,0 +1,451 @@
+// parser/tls_hello.cc: ClientHello / ServerHello bodies (RFC 5246 7.4.1, RFC 8446 4.1) and the
+// JA3, JA3S and JA4 fingerprints computed from them.
+#include "parser/tls_hello.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "parser/tls_names.h"
+
+namespace pgtlsmon::parser {
+namespace {
+
+constexpr auto kBad = ParseResult::kMalformed;
+
+constexpr uint16_t kExtServerName = 0x0000;
+constexpr uint16_t kExtSupportedGroups = 0x000a;
+constexpr uint16_t kExtEcPointFormats = 0x000b;
+constexpr uint16_t kExtSignatureAlgorithms = 0x000d;
+constexpr uint16_t kExtAlpn = 0x0010;
+constexpr uint16_t kExtSupportedVersions = 0x002b;
+
+constexpr uint8_t kSniHostName = 0;
+constexpr size_t kMaxSniBytes = 255;   // STYLE.md 4.1: names that outlive the packet are capped
+constexpr size_t kMaxAlpnBytes = 255;  // one protocol name is at most 255 bytes on the wire
+
+// Appends the UTF-8 encoding of U+FFFD.
+void AppendReplacement(std::string* out) { out->append("\xef\xbf\xbd"); }
+
+// Decodes `b` as UTF-8: well-formed sequences are copied, each byte that does not start one
+// becomes U+FFFD (session-record.md: "each invalid byte becoming U+FFFD").
+std::string DecodeUtf8(std::span<const uint8_t> b) {
+  std::string out;
+  out.reserve(b.size());
+  size_t i = 0;
+  while (i < b.size()) {
+    const uint8_t c = b[i];
+    size_t n = 0;          // continuation bytes expected
+    uint8_t lo = 0x80;     // bounds of the first continuation byte (no overlongs/surrogates)
+    uint8_t hi = 0xbf;
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      if (c == 0xe0) lo = 0xa0;
+      if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      if (c == 0xf0) lo = 0x90;
+      if (c == 0xf4) hi = 0x8f;
+    } else {
+      AppendReplacement(&out);
+      ++i;
+      continue;
+    }
+    bool ok = b.size() - i > n;
+    for (size_t k = 1; ok && k <= n; ++k) {
+      const uint8_t cc = b[i + k];
+      const uint8_t klo = k == 1 ? lo : uint8_t{0x80};
+      const uint8_t khi = k == 1 ? hi : uint8_t{0xbf};
+      ok = cc >= klo && cc <= khi;
+    }
+    if (!ok) {
+      AppendReplacement(&out);
+      ++i;
+      continue;
+    }
+    for (size_t k = 0; k <= n; ++k) out.push_back(static_cast<char>(b[i + k]));
+    i += n + 1;
+  }
+  return out;
+}
+
+std::string AsString(std::span<const uint8_t> b) {
+  std::string s;
+  s.reserve(b.size());
+  for (uint8_t c : b) s.push_back(static_cast<char>(c));
+  return s;
+}
+
+// A list of 16-bit codes behind a length prefix of `prefix_bytes` (1 or 2); GREASE dropped.
+ParseResult ReadU16List(ByteReader r, size_t prefix_bytes, std::vector<uint16_t>* out) {
+  std::optional<size_t> len;
+  if (prefix_bytes == 1) {
+    if (auto v = r.U8()) len = *v;
+  } else if (auto v = r.U16Be()) {
+    len = *v;
+  }
+  if (!len || *len % 2 != 0) return kBad;
+  auto list = r.Sub(*len);
+  if (!list || !r.empty()) return kBad;
+  while (!list->empty()) {
+    auto v = list->U16Be();
+    if (!v) return kBad;
+    if (!IsGrease(*v)) out->push_back(*v);
+  }
+  return ParseResult::kOk;
+}
+
+// RFC 6066 3: ServerName server_name_list<1..2^16-1>; the first host_name is reported.
+ParseResult ParseSni(ByteReader r, std::optional<std::string>* sni) {
+  if (r.empty()) return ParseResult::kOk;  // an empty extension carries no name
+  auto list_len = r.U16Be();
+  auto list = list_len ? r.Sub(*list_len) : std::nullopt;
+  if (!list || !r.empty()) return kBad;
+  while (!list->empty()) {
+    auto type = list->U8();
+    auto len = list->U16Be();
+    auto name = (type && len) ? list->Bytes(*len) : std::nullopt;
+    if (!name) return kBad;
+    if (*type == kSniHostName && !sni->has_value()) {
+      *sni = DecodeUtf8(name->first(std::min(name->size(), kMaxSniBytes)));
+    }
+  }
+  return ParseResult::kOk;
+}
+
+// RFC 7301 3.1: ProtocolNameList protocol_name_list<2..2^16-1>.
+ParseResult ParseAlpnList(ByteReader r, std::vector<std::string>* names,
+                          std::vector<std::string>* raw) {
+  auto list_len = r.U16Be();
+  auto list = list_len ? r.Sub(*list_len) : std::nullopt;
+  if (!list || !r.empty()) return kBad;
+  while (!list->empty()) {
+    auto len = list->U8();
+    auto name = len ? list->Bytes(*len) : std::nullopt;
+    if (!name) return kBad;
+    const auto capped = name->first(std::min(name->size(), kMaxAlpnBytes));
+    names->push_back(DecodeUtf8(capped));
+    raw->push_back(AsString(capped));
+  }
+  return ParseResult::kOk;
+}
+
+ParseResult ParseClientExtension(uint16_t type, ByteReader body, ClientHelloInfo* out) {
+  switch (type) {
+    case kExtServerName: return ParseSni(body, &out->sni);
+    case kExtSupportedGroups: return ReadU16List(body, 2, &out->groups);
+    case kExtEcPointFormats: {
+      auto len = body.U8();
+      auto list = len ? body.Bytes(*len) : std::nullopt;
+      if (!list || !body.empty()) return kBad;
+      out->ec_point_formats.insert(out->ec_point_formats.end(), list->begin(), list->end());
+      return ParseResult::kOk;
+    }
+    case kExtSignatureAlgorithms: return ReadU16List(body, 2, &out->signature_algorithms);
+    case kExtAlpn: return ParseAlpnList(body, &out->alpn, &out->alpn_raw);
+    case kExtSupportedVersions: return ReadU16List(body, 1, &out->supported_versions);
+    default: return ParseResult::kOk;
+  }
+}
+
+std::string HexDigest(std::string_view data, const EVP_MD* md) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int len = 0;
+  if (md == nullptr ||
+      EVP_Digest(data.data(), data.size(), digest.data(), &len, md, nullptr) != 1) {
+    return {};
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(size_t{len} * 2);
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 0x0f]);
+  }
+  return out;
+}
+
+template <typename T>
+void AppendDecimalList(const std::vector<T>& v, std::string* out) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i > 0) out->push_back('-');
+    out->append(std::to_string(v[i]));
+  }
+}
+
+std::string Hex4(uint16_t v) {
+  std::array<char, 8> buf{};
+  std::snprintf(buf.data(), buf.size(), "%04x", static_cast<unsigned>(v));
+  return std::string(buf.data());
+}
+
+std::string JoinHex4(const std::vector<uint16_t>& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.append(Hex4(v[i]));
+  }
+  return out;
+}
+
+// FoxIO: the first 12 hex characters of the SHA-256, or twelve zeros for an empty list.
+std::string Hash12(std::string_view s) {
+  if (s.empty()) return "000000000000";
+  return Sha256Hex(s).substr(0, 12);
+}
+
+std::string_view Ja4Version(uint16_t v) {
+  switch (v) {
+    case 0x0304: return "13";
+    case 0x0303: return "12";
+    case 0x0302: return "11";
+    case 0x0301: return "10";
+    case 0x0300: return "s3";
+    case 0x0002: return "s2";
+    case 0x0100: return "s1";
+    default: return "00";
+  }
+}
+
+// First or last character of the first ALPN value as FoxIO's tool reads it: the value's text,
+// a non-ASCII character counting as '9'.
+char AlpnChar(const std::string& decoded, bool last) {
+  if (decoded.empty()) return '0';
+  if (!last) {
+    const auto c = static_cast<unsigned char>(decoded.front());
+    return c < 0x80 ? static_cast<char>(c) : '9';
+  }
+  // Walk back to the start of the last UTF-8 character.
+  size_t i = decoded.size() - 1;
+  while (i > 0 && (static_cast<unsigned char>(decoded[i]) & 0xc0) == 0x80) --i;
+  if (i == 0) return '0';  // a single character: FoxIO's tool has no "last" one
+  const auto c = static_cast<unsigned char>(decoded[i]);
+  return c < 0x80 ? static_cast<char>(c) : '9';
+}
+
+struct Ja4Parts {
+  std::string head;       // "t13d1516h2"
+  std::string ciphers;    // sorted, comma-joined hex
+  std::string exts_sigs;  // sorted extensions (no SNI/ALPN) [+ "_" + signature algorithms]
+};
+
+Ja4Parts MakeJa4Parts(const ClientHelloInfo& ch) {
+  const auto has_ext = [&ch](uint16_t t) {
+    return std::find(ch.extensions.begin(), ch.extensions.end(), t) != ch.extensions.end();
+  };
+  uint16_t version = ch.version;
+  if (has_ext(kExtSupportedVersions) && !ch.supported_versions.empty()) {
+    version = *std::max_element(ch.supported_versions.begin(), ch.supported_versions.end());
+  }
+  const std::string alpn = ch.alpn.empty() ? std::string() : ch.alpn.front();
+  std::array<char, 8> counts{};
+  std::snprintf(counts.data(), counts.size(), "%02zu%02zu", std::min<size_t>(ch.cipher_suites.size(), 99),
+                std::min<size_t>(ch.extensions.size(), 99));
+
+  Ja4Parts p;
+  p.head.push_back('t');
+  p.head.append(Ja4Version(version));
+  p.head.push_back(has_ext(kExtServerName) ? 'd' : 'i');
+  p.head.append(counts.data());
+  p.head.push_back(AlpnChar(alpn, false));
+  p.head.push_back(AlpnChar(alpn, true));
+
+  std::vector<uint16_t> ciphers = ch.cipher_suites;
+  std::sort(ciphers.begin(), ciphers.end());
+  p.ciphers = JoinHex4(ciphers);
+
+  std::vector<uint16_t> exts;
+  for (uint16_t e : ch.extensions) {
+    if (e != kExtServerName && e != kExtAlpn) exts.push_back(e);
+  }
+  std::sort(exts.begin(), exts.end());
+  p.exts_sigs = JoinHex4(exts);
+  if (!ch.signature_algorithms.empty()) {
+    p.exts_sigs.push_back('_');
+    p.exts_sigs.append(JoinHex4(ch.signature_algorithms));
+  }
+  return p;
+}
+
+void Fingerprint(ClientHelloInfo* out) {
+  out->ja3 = out->sslv2_format ? std::string() : Ja3(*out);
+  out->ja4 = Ja4(*out);
+}
+
+}  // namespace
+
+std::string Md5Hex(std::string_view data) { return HexDigest(data, EVP_md5()); }
+std::string Sha256Hex(std::string_view data) { return HexDigest(data, EVP_sha256()); }
+
+std::string Ja3String(const ClientHelloInfo& ch) {
+  std::string s = std::to_string(ch.version);
+  s.push_back(',');
+  AppendDecimalList(ch.cipher_suites, &s);
+  s.push_back(',');
+  AppendDecimalList(ch.extensions, &s);
+  s.push_back(',');
+  AppendDecimalList(ch.groups, &s);
+  s.push_back(',');
+  AppendDecimalList(ch.ec_point_formats, &s);
+  return s;
+}
+
+std::string Ja3(const ClientHelloInfo& ch) { return Md5Hex(Ja3String(ch)); }
+
+std::string Ja3sString(const ServerHelloInfo& sh) {
+  std::string s = std::to_string(sh.version);
+  s.push_back(',');
+  s.append(std::to_string(sh.cipher_suite));
+  s.push_back(',');
+  AppendDecimalList(sh.extensions, &s);
+  return s;
+}
+
+std::string Ja3s(const ServerHelloInfo& sh) { return Md5Hex(Ja3sString(sh)); }
+
+std::string Ja4(const ClientHelloInfo& ch) {
+  const Ja4Parts p = MakeJa4Parts(ch);
+  return p.head + "_" + Hash12(p.ciphers) + "_" + Hash12(p.exts_sigs);
+}
+
+std::string Ja4Raw(const ClientHelloInfo& ch) {
+  const Ja4Parts p = MakeJa4Parts(ch);
+  return p.head + "_" + p.ciphers + "_" + p.exts_sigs;
+}
+
+ParseResult ParseClientHello(std::span<const uint8_t> body, uint16_t record_version,
+                             ClientHelloInfo* out) {
+  ClientHelloInfo ch;
+  ch.record_version = record_version;
+  ByteReader r(body);
+  auto version = r.U16Be();
+  if (!version || !r.Skip(32)) return kBad;  // legacy_version, random
+  ch.version = *version;
+
+  auto sid_len = r.U8();
+  if (!sid_len || *sid_len > 32 || !r.Skip(*sid_len)) return kBad;
+
+  auto cs_len = r.U16Be();
+  auto suites = cs_len ? r.Sub(*cs_len) : std::nullopt;
+  if (!suites || *cs_len % 2 != 0) return kBad;
+  while (!suites->empty()) {
+    auto s = suites->U16Be();
+    if (!s) return kBad;
+    if (!IsGrease(*s)) ch.cipher_suites.push_back(*s);
+  }
+
+  auto comp_len = r.U8();
+  if (!comp_len || *comp_len == 0 || !r.Skip(*comp_len)) return kBad;
+
+  // Extensions are optional (SSLv3, old TLS clients); when present they end the message.
+  if (!r.empty()) {
+    auto ext_len = r.U16Be();
+    auto exts = ext_len ? r.Sub(*ext_len) : std::nullopt;
+    if (!exts || !r.empty()) return kBad;
+    while (!exts->empty()) {
+      auto type = exts->U16Be();
+      auto len = exts->U16Be();
+      auto ext = (type && len) ? exts->Sub(*len) : std::nullopt;
+      if (!ext) return kBad;
+      if (IsGrease(*type)) continue;
+      ch.extensions.push_back(*type);
+      if (ParseClientExtension(*type, *ext, &ch) != ParseResult::kOk) return kBad;
+    }
+  }
+  Fingerprint(&ch);
+  *out = std::move(ch);
+  return ParseResult::kOk;
+}
+
+ParseResult ParseSslv2ClientHello(std::span<const uint8_t> message, ClientHelloInfo* out) {
+  // RFC 5246 E.2: msg_type, version, cipher_spec_length, session_id_length, challenge_length,
+  // cipher_specs[cipher_spec_length], session_id, challenge.
+  ClientHelloInfo ch;
+  ch.record_version = 0x0002;
+  ch.sslv2_format = true;
+  ByteReader r(message);
+  auto type = r.U8();
+  auto version = r.U16Be();
+  auto cs_len = r.U16Be();
+  auto sid_len = r.U16Be();
+  auto chal_len = r.U16Be();
+  if (!type || !version || !cs_len || !sid_len || !chal_len) return kBad;
+  if (*type != 1 || *cs_len == 0 || *cs_len % 3 != 0) return kBad;
+  if (*sid_len != 0 && *sid_len != 16) return kBad;
+  if (*chal_len < 16 || *chal_len > 32) return kBad;
+  auto specs = r.Sub(*cs_len);
+  if (!specs || !r.Skip(*sid_len) || !r.Skip(*chal_len) || !r.empty()) return kBad;
+  ch.version = *version;
+  while (!specs->empty()) {
+    auto spec = specs->U24Be();
+    if (!spec) return kBad;
+    ch.sslv2_cipher_specs.push_back(*spec);
+    if ((*spec >> 16) == 0) {
+      const auto suite = static_cast<uint16_t>(*spec & 0xffff);
+      if (!IsGrease(suite)) ch.cipher_suites.push_back(suite);
+    }
+  }
+  Fingerprint(&ch);
+  *out = std::move(ch);
+  return ParseResult::kOk;
+}
+
+ParseResult ParseServerHello(std::span<const uint8_t> body, ServerHelloInfo* out) {
+  ServerHelloInfo sh;
+  ByteReader r(body);
+  auto version = r.U16Be();
+  auto random = r.Bytes(32);
+  if (!version || !random) return kBad;
+  sh.version = *version;
+  sh.hello_retry_request = std::equal(random->begin(), random->end(),
+                                      kHelloRetryRequestRandom.begin(),
+                                      kHelloRetryRequestRandom.end());
+  auto sid_len = r.U8();
+  if (!sid_len || *sid_len > 32 || !r.Skip(*sid_len)) return kBad;
+  auto suite = r.U16Be();
+  auto compression = r.U8();
+  if (!suite || !compression) return kBad;
+  sh.cipher_suite = *suite;
+
+  if (!r.empty()) {
+    auto ext_len = r.U16Be();
+    auto exts = ext_len ? r.Sub(*ext_len) : std::nullopt;
+    if (!exts || !r.empty()) return kBad;
+    while (!exts->empty()) {
+      auto type = exts->U16Be();
+      auto len = exts->U16Be();
+      auto ext = (type && len) ? exts->Sub(*len) : std::nullopt;
+      if (!ext) return kBad;
+      if (IsGrease(*type)) continue;
+      sh.extensions.push_back(*type);
+      if (*type == kExtSupportedVersions) {
+        auto v = ext->U16Be();
+        if (!v || !ext->empty()) return kBad;
+        sh.selected_version = *v;
+      } else if (*type == kExtAlpn) {
+        std::vector<std::string> names;
+        std::vector<std::string> raw;
+        if (ParseAlpnList(*ext, &names, &raw) != ParseResult::kOk || names.size() != 1) {
+          return kBad;  // RFC 7301 3.1: the server's list holds exactly one name
+        }
+        sh.alpn = std::move(names.front());
+      }
+    }
+  }
+  sh.ja3s = Ja3s(sh);
+  *out = std::move(sh);
+  return ParseResult::kOk;
+}
+
+}  // namespace pgtlsmon::parser
