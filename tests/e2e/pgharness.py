@@ -748,6 +748,9 @@ class Harness:
             raise HarnessError("%s: no pg_stat_ssl view (rc %d): %s" % (s.name, s.returncode, s.stderr.strip()))
         if not reached and s.server_view is not None:
             raise HarnessError("%s: expected %s but the session reached a backend" % (s.name, exp["outcome"]))
+        if s.server_view and s.server_view["ssl"] != (exp["outcome"] == "tls"):
+            raise HarnessError("%s: expected %s but pg_stat_ssl.ssl is %s" % (
+                s.name, exp["outcome"], s.server_view["ssl"]))
         want = exp.get("want_version")
         if want and s.server_view and s.server_view["version"] != want:
             raise HarnessError("%s: asked for %s, server negotiated %s" % (
@@ -785,10 +788,13 @@ class Harness:
             conn.append("ssl_max_protocol_version=%s" % max_version)
         if extra_conninfo:
             conn.append(extra_conninfo)
-        outcome = expect_outcome or ("plaintext" if sslmode == "disable" else "tls")
+        ssl_on = self.server.settings.get("ssl") == "on"
+        outcome = expect_outcome or (
+            "plaintext" if sslmode == "disable" or (sslmode in ("allow", "prefer") and not ssl_on)
+            else "tls")
         expected = {"outcome": outcome,
                     "ssl_response": None if sslmode == "disable" else
-                    ("S" if self.server.settings.get("ssl") == "on" else "N"),
+                    ("S" if ssl_on else "N"),
                     "direct_tls": False, "hello_retry_request": expect_hrr, "alert": expect_alert}
         if outcome == "tls" and tls_version:
             expected["want_version"] = tls_version
