@@ -1,0 +1,150 @@
+// pgtlsmon: a passive TLS monitor for PostgreSQL.
+//
+// Flags and wiring only: capture/ reads packets, parser/ turns them into session records,
+// exporter/ publishes them.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "app/replay.h"
+#include "app/watch.h"
+#include "fmt/core.h"
+
+namespace pgtlsmon::app {
+namespace {
+
+constexpr int kExitUsage = 2;
+
+// "5432,6432" or "any".
+bool ParsePorts(const std::string& text, parser::FlowTrackerConfig* cfg, std::string* err) {
+  if (text == "any") {
+    cfg->any_port = true;
+    cfg->ports.clear();
+    return true;
+  }
+  cfg->ports.clear();
+  for (std::string_view p : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    uint32_t port = 0;
+    if (!absl::SimpleAtoi(p, &port) || port == 0 || port > 65535) {
+      *err = fmt::format("--ports: '{}' is not a port number (1-65535) or 'any'", p);
+      return false;
+    }
+    cfg->ports.push_back(static_cast<uint16_t>(port));
+  }
+  if (cfg->ports.empty()) {
+    *err = "--ports: give at least one port, or 'any'";
+    return false;
+  }
+  return true;
+}
+
+// Flow-table flags shared by replay and watch.
+struct TrackerFlags {
+  std::string ports = "5432";
+  size_t max_flows = 262144;
+  double idle_timeout_s = 600;
+  size_t stream_cap = 16 * 1024 + 5;
+
+  void Add(CLI::App* cmd) {
+    cmd->add_option("--ports", ports,
+                    "TCP ports that carry PostgreSQL, comma-separated, or 'any' to recognise "
+                    "PostgreSQL startup traffic and TLS by content on every port")
+        ->capture_default_str();
+    cmd->add_option("--max-flows", max_flows,
+                    "connection table size; when full, the oldest connection is evicted "
+                    "(counted in pgtlsmon_flow_evictions_total{reason=\"table_full\"})")
+        ->capture_default_str()
+        ->check(CLI::Range(size_t{16}, size_t{1} << 26));
+    cmd->add_option("--idle-timeout", idle_timeout_s,
+                    "seconds of silence (capture time) after which a connection is dropped")
+        ->capture_default_str()
+        ->check(CLI::Range(1.0, 86400.0 * 7));
+    cmd->add_option("--reassembly-cap", stream_cap,
+                    "bytes buffered per direction of a connection while its handshake is "
+                    "parsed (one full TLS record needs 16389)")
+        ->capture_default_str()
+        ->check(CLI::Range(size_t{1024}, size_t{1} << 24));
+  }
+  bool Apply(parser::FlowTrackerConfig* cfg, std::string* err) const {
+    if (!ParsePorts(ports, cfg, err)) return false;
+    cfg->max_flows = max_flows;
+    cfg->idle_timeout_us = static_cast<uint64_t>(idle_timeout_s * 1e6);
+    cfg->stream_cap = stream_cap;
+    return true;
+  }
+};
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App app{
+      "pgtlsmon: passive TLS monitor for PostgreSQL.\n"
+      "Watches PostgreSQL connections from the side and reports, per connection, the TLS\n"
+      "version and cipher negotiated, failed handshakes, and sessions in clear. It never\n"
+      "sends a packet and never connects to the server.",
+      "pgtlsmon"};
+  app.set_version_flag("--version", std::string("pgtlsmon ") + PGTLS_VERSION);
+  app.require_subcommand(1);
+
+  ReplayOptions replay;
+  TrackerFlags replay_tracker;
+  CLI::App* rp = app.add_subcommand(
+      "replay",
+      "Read capture files (pcap, pcapng, gzip-compressed either) and write one session record "
+      "per PostgreSQL connection.");
+  rp->add_option("--format", replay.format,
+                 "table: a readable per-session table and a summary; jsonl: one JSON record per "
+                 "line (shared/spec/session-record.md)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"table", "jsonl"}));
+  rp->add_option("--output,-o", replay.output, "write records here instead of standard output");
+  rp->add_option("--metrics-file", replay.metrics_file,
+                 "after the replay, write the metrics in Prometheus text format (for "
+                 "node_exporter's textfile collector), atomically");
+  rp->add_option("--max-clients", replay.max_clients,
+                 "distinct `client` label values before new clients count as \"other\"")
+      ->capture_default_str();
+  rp->add_flag("!--no-progress", replay.progress,
+               "do not show progress on stderr (shown only when stderr is a terminal)");
+  replay_tracker.Add(rp);
+  rp->add_option("captures", replay.captures, "capture files ('-' for standard input)")
+      ->required();
+
+  WatchOptions watch;
+  TrackerFlags watch_tracker;
+  watch_tracker.idle_timeout_s = 3600;
+  CLI::App* wp = app.add_subcommand(
+      "watch",
+      "Capture live on an interface and serve Prometheus metrics (/metrics) and /healthz.");
+  AddWatchFlags(wp, &watch);
+  watch_tracker.Add(wp);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; bad usage exits 2 with a message naming the flag.
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+
+  std::string err;
+  if (rp->parsed()) {
+    if (!replay_tracker.Apply(&replay.tracker, &err)) {
+      fmt::print(stderr, "pgtlsmon replay: {}\n", err);
+      return kExitUsage;
+    }
+    return RunReplay(replay);
+  }
+  if (!watch_tracker.Apply(&watch.tracker, &err)) {
+    fmt::print(stderr, "pgtlsmon watch: {}\n", err);
+    return kExitUsage;
+  }
+  return RunWatch(watch);
+}
+
+}  // namespace pgtlsmon::app
+
+int main(int argc, char** argv) { return pgtlsmon::app::Main(argc, argv); }

@@ -1,0 +1,26 @@
+// app/replay.h: `pgtlsmon replay`, forensic replay of capture files.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "parser/flow_tracker.h"
+
+namespace pgtlsmon::app {
+
+struct ReplayOptions {
+  std::vector<std::string> captures;
+  std::string format = "table";  // table | jsonl
+  std::string output;            // empty: standard output
+  std::string metrics_file;
+  parser::FlowTrackerConfig tracker;
+  int threads = 1;
+  bool progress = true;  // only shown when stderr is a terminal
+  size_t max_clients = 1000;
+};
+
+// Runs the replay; returns the process exit code (0 ok, 1 input or runtime error).
+int RunReplay(const ReplayOptions& opts);
+
+}  // namespace pgtlsmon::app

@@ -1,0 +1,31 @@
+// app/watch.h: `pgtlsmon watch`, live monitoring with a Prometheus endpoint.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "parser/flow_tracker.h"
+
+namespace CLI {
+class App;
+}
+
+namespace pgtlsmon::app {
+
+struct WatchOptions {
+  std::string interface;
+  std::string capture = "auto";  // auto | ebpf | pcap
+  std::string listen = "127.0.0.1:9433";
+  std::string session_log;
+  int buffer_mib = 32;     // libpcap kernel buffer / eBPF ring size
+  size_t max_clients = 1000;
+  double stats_interval_s = 1.0;
+  parser::FlowTrackerConfig tracker;
+};
+
+void AddWatchFlags(CLI::App* cmd, WatchOptions* opts);
+
+// Runs until SIGTERM/SIGINT; returns the process exit code.
+int RunWatch(WatchOptions opts);
+
+}  // namespace pgtlsmon::app
