@@ -1,0 +1,65 @@
+// exporter/table_report.h: the replay's default output, a table a person reads.
+//
+// One row per session as records arrive (streamed, so a long capture shows progress), then a
+// summary: sessions by outcome and by negotiated version, the legacy clients and the plaintext
+// clients. Lines fit in 120 columns; a row's details column wraps onto indented lines.
+// Strings from the wire (SNI, user names) are made terminal-safe. Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "parser/events.h"
+
+namespace pgtlsmon::exporter {
+
+class TableReport {
+ public:
+  struct Options {
+    size_t max_summary_clients = 10000;  // legacy/plaintext clients listed; the rest counted
+  };
+
+  // Writes to `out` (not owned; must outlive this object).
+  explicit TableReport(FILE* out);
+  TableReport(FILE* out, Options options);
+  // Appends to `*out` (not owned).
+  explicit TableReport(std::string* out);
+  TableReport(std::string* out, Options options);
+
+  // Writes the header before the first row, then `r`'s row; updates the summary.
+  void OnRecord(const parser::SessionRecord& r);
+  // Writes the summary. Call once, after the last record.
+  void Finish();
+
+  // One session as a row (with wrapped continuation lines), each line ending '\n'.
+  static std::string FormatRow(const parser::SessionRecord& r);
+  static std::string Header();
+
+ private:
+  struct ClientSummary {
+    uint64_t sessions = 0;
+    std::set<std::string> details;  // versions (legacy) or user names (plaintext)
+  };
+
+  void Write(std::string_view s);
+  static void AddClient(std::map<std::string, ClientSummary>* m, uint64_t* overflow, size_t cap,
+                        const std::string& client, std::string detail);
+
+  FILE* file_ = nullptr;
+  std::string* string_ = nullptr;
+  Options options_;
+  bool header_written_ = false;
+  uint64_t total_ = 0;
+  std::map<parser::Outcome, uint64_t> by_outcome_;
+  std::map<uint32_t, uint64_t> by_version_;  // version code; kNoVersion for none
+  std::map<std::string, ClientSummary> legacy_clients_;
+  std::map<std::string, ClientSummary> plaintext_clients_;
+  uint64_t legacy_overflow_ = 0;     // sessions from clients past the cap
+  uint64_t plaintext_overflow_ = 0;
+};
+
+}  // namespace pgtlsmon::exporter
