@@ -260,11 +260,11 @@ def find_helper(build, name, bench_dir):
     if not cxx:
         return None, f"{path} missing and no C++ compiler to build it"
     os.makedirs(out_dir, exist_ok=True)
-    cmd = [cxx, "-std=c++20", "-O2", "-DNDEBUG", "-Wall", "-Wextra", "-Wconversion",
+    cmd = [cxx, "-std=c++20", "-O3", "-DNDEBUG", "-Wall", "-Wextra", "-Wconversion",
            "-Wshadow", "-Werror", src, "-o", out]
     if "libpcap" in name:
         cmd.append("-lpcap")
-    log(f"{path} missing: building {out} with {os.path.basename(cxx)} -O2")
+    log(f"{path} missing: building {out} with {os.path.basename(cxx)} -O3 (as Release)")
     r = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
         return None, f"{path} missing and building it failed: {r.stderr.strip()[:300]}"
@@ -396,13 +396,44 @@ def run_once(argv, stdout_path, stderr_path, timeout, launcher):
             int(fields["maxrss_kib"]))
 
 
-def measure(readers, exp, bench_dir, timeout, launcher):
+def cpu_times():
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields[:8]), idle
+
+
+def busy_cpus(interval=0.25):
+    """How many CPUs' worth of other work ran during `interval` (we are asleep)."""
+    try:
+        t0, i0 = cpu_times()
+        time.sleep(interval)
+        t1, i1 = cpu_times()
+    except (OSError, ValueError, IndexError):
+        return None
+    if t1 <= t0:
+        return 0.0
+    return (1 - (i1 - i0) / (t1 - t0)) * (os.cpu_count() or 1)
+
+
+def wait_for_quiet(max_wait, threshold):
+    """Samples the other load before a run; with max_wait > 0, waits (up to max_wait
+    seconds) for it to drop below threshold CPUs.  Returns (busy CPUs, seconds waited)."""
+    busy = busy_cpus()
+    start = time.monotonic()
+    while busy is not None and busy > threshold and time.monotonic() - start < max_wait:
+        busy = busy_cpus(1.0)
+    return busy, time.monotonic() - start
+
+
+def measure(readers, exp, bench_dir, timeout, launcher, wait_idle=0.0, idle_threshold=0.5):
     active = [r for r in readers if r.missing is None]
     rounds = max((r.reps for r in active), default=0)
     for i in range(rounds):
         for r in active:
             if r.failure is not None or i >= r.reps:
                 continue
+            busy, waited = wait_for_quiet(wait_idle, idle_threshold)
             out = os.path.join(bench_dir, f"out-{r.name}.txt")
             err = os.path.join(bench_dir, f"err-{r.name}.txt")
             code, wall, cpu, rss = run_once(r.argv, out, err, timeout, launcher)
@@ -423,9 +454,11 @@ def measure(readers, exp, bench_dir, timeout, launcher):
                     r.answer = "MISMATCH: " + problem
                 elif r.answer is None:
                     r.answer = "ok"
-            r.runs.append({"wall": wall, "cpu": cpu, "rss_kib": rss})
+            r.runs.append({"wall": wall, "cpu": cpu, "rss_kib": rss, "busy_before": busy,
+                           "waited": waited})
             log(f"  round {i + 1}: {r.name:14s} {wall:8.3f} s wall {cpu:8.3f} s cpu "
-                f"{rss / 1024:7.1f} MiB")
+                f"{rss / 1024:7.1f} MiB" + ("" if busy is None else
+                                            f"  (other load before: {busy:.2f} CPUs)"))
 
 
 # --------------------------------------------------------------------------------------
@@ -481,8 +514,8 @@ def ratio_table(readers, exp):
         cells = []
         for b in bases:
             bs = stats(by_name[b], exp)
-            cells.append(f"{ss['wall'] / bs['wall']:.2f}× wall, {ss['cpu'] / bs['cpu']:.2f}× CPU"
-                         if bs["cpu"] > 0 else f"{ss['wall'] / bs['wall']:.2f}× wall")
+            cells.append(f"{ss['wall'] / bs['wall']:.3g}× wall, {ss['cpu'] / bs['cpu']:.3g}× CPU"
+                         if bs["cpu"] > 0 else f"{ss['wall'] / bs['wall']:.3g}× wall")
         rows.append(f"| {s} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -595,6 +628,11 @@ def report(readers, exp, pcap, ctx):
         f"Linux {m['kernel']}",
         f"- Load average (1/5/15 min) before: {ctx['load_before']}, after: {ctx['load_after']}"
         + (" — the machine was shared with other work, so expect noise" if ctx["busy"] else ""),
+        "- Other work on the machine, sampled for 0.25 s before each run: "
+        + (f"median {ctx['other_load'][0]:.2f}, max {ctx['other_load'][1]:.2f} CPUs busy"
+           if ctx["other_load"] else "not measured")
+        + (f"; waited {ctx['waited']:.0f} s in all for quiet (--wait-idle)"
+           if ctx["waited"] >= 1 else ""),
         f"- Build: `{ctx['build']}` ({ctx['build_type'] or 'no CMakeCache.txt'})",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in ctx["versions"].items()),
         f"- Workload: `{pcap}` from `make-workload --sessions {exp['args']['sessions']}` "
@@ -660,6 +698,11 @@ def main():
                     default=os.environ.get("PGTLS_MAKE_WORKLOAD", os.path.join(
                         os.path.dirname(REPO), "shared", "bench", "make-workload")),
                     help="the workload generator (default ../shared/bench/make-workload)")
+    ap.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                    help="before each run, wait up to SECONDS for other work on the machine "
+                         "to drop below --idle-threshold (default 0: measure, do not wait)")
+    ap.add_argument("--idle-threshold", type=float, default=0.5, metavar="CPUS",
+                    help="CPUs' worth of other work counted as quiet (default 0.5)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per run (default 900)")
     docs = ap.add_mutually_exclusive_group()
     docs.add_argument("--write-docs", action="store_true", default=None,
@@ -701,7 +744,8 @@ def main():
     ctx["load_before"] = loadavg()
     warm_page_cache(pcap)
     try:
-        measure(readers, exp, bench_dir, args.timeout, launcher)
+        measure(readers, exp, bench_dir, args.timeout, launcher, args.wait_idle,
+                args.idle_threshold)
     except Fatal as e:
         log(f"\nFATAL: {e}")
         log("docs/BENCHMARKS.md not written: pgtlsmon's figures would be for a wrong answer.")
@@ -710,6 +754,11 @@ def main():
     loads = [float(x) for x in f"{ctx['load_before']} {ctx['load_after']}".split()
              if re.fullmatch(r"[0-9.]+", x)]
     ctx["busy"] = max(loads, default=0.0) > 0.5 * (os.cpu_count() or 1)
+    samples = [x["busy_before"] for r in readers for x in r.runs
+               if x.get("busy_before") is not None]
+    ctx["other_load"] = (statistics.median(samples), max(samples)) if samples else None
+    ctx["busy"] = ctx["busy"] or (bool(samples) and statistics.median(samples) > 0.25)
+    ctx["waited"] = sum(x.get("waited", 0) for r in readers for x in r.runs)
 
     text = report(readers, exp, pcap, ctx)
     print(text)
