@@ -192,7 +192,8 @@ def check_capture(capture, *, binary=None, actual=None, tshark_as_actual=False,
             rc, err, cmd = run_pgtlsmon(binary, capture, ports, tmp)
             t.ok(rc == 0, "%s: %s exited %d: %s" % (label, " ".join(cmd), rc, err.strip()))
             actual = tmp
-        t.add(compare_sessions(shared_dir, truth, actual, label))
+        if not tshark_as_actual:  # truth against itself would only inflate the count
+            t.add(compare_sessions(shared_dir, truth, actual, label))
         try:
             records = load_jsonl(actual)
         except SystemExit as e:

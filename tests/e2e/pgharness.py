@@ -123,6 +123,10 @@ class HarnessError(Exception):
     pass
 
 
+class PortTaken(HarnessError):
+    pass
+
+
 def log(msg):
     print("pgharness: %s" % msg, file=sys.stderr, flush=True)
 
@@ -254,7 +258,7 @@ def reap_stale(tmp=None):
             continue
         if _pid_alive(owner):
             continue
-        datadir = os.path.join(path, "data")
+        datadir = os.path.join(path, "pg", "data")
         if os.path.exists(os.path.join(datadir, "postmaster.pid")):
             subprocess.run(["runuser", "-u", PG_USER, "--", os.path.join(PG_BIN, "pg_ctl"),
                             "-D", datadir, "-m", "immediate", "-w", "stop"], capture_output=True)
@@ -359,9 +363,21 @@ class PgServer:
         if self.running:
             raise HarnessError("server already running")
         self._write_settings(overrides)
+        log_start = len(self.log_text())
         self.running = True  # from here on, close() must try to stop it
-        self._as_pg([os.path.join(PG_BIN, "pg_ctl"), "-D", self.datadir, "-l", self.logfile,
-                     "-w", "-t", "30", "start"], timeout=60)
+        try:
+            self._as_pg([os.path.join(PG_BIN, "pg_ctl"), "-D", self.datadir, "-l", self.logfile,
+                         "-w", "-t", "30", "start"], timeout=60)
+        except HarnessError as e:
+            self.stop(mode="immediate")
+            new_log = self.log_text()[log_start:]
+            if "could not bind" in new_log:
+                raise PortTaken("port %d is taken" % self.port) from e
+            raise HarnessError("%s\n%s" % (e, new_log[-2000:])) from e
+        # postgres starts when at least one listen address binds: demand all of them.
+        if "could not bind" in self.log_text()[log_start:]:
+            self.stop(mode="immediate")
+            raise PortTaken("port %d is taken on a loopback address" % self.port)
         self.query("select 1")  # over the Unix socket: no traffic on the captured port
         return self
 
@@ -683,9 +699,19 @@ class Harness:
 
     # -- server ---------------------------------------------------------------------------
     def start_server(self, **settings):
+        """Start (initdb on first use) the server: DEFAULT_SETTINGS + settings. The port is
+        the Harness(port=...) one if free, else any free one; a port taken between the probe
+        and the bind is retried with another."""
         if self.server is None:
             self.server = PgServer(self.pgdir, self.certs, port=free_port(self.port))
-        return self.server.start(**settings)
+        for attempt in range(3):
+            try:
+                return self.server.start(**settings)
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                self.server.port = free_port()
+                log("port taken, retrying on %d" % self.server.port)
 
     # -- capture --------------------------------------------------------------------------
     def capture(self, pcap, snaplen=0):
