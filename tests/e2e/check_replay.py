@@ -258,7 +258,12 @@ def main():
             outdir = args.regenerate or None
             if not outdir:
                 outdir = tmpdir = tempfile.mkdtemp(prefix="pgtlsmon-e2e-")
-            captures = make_captures.make(outdir, shared=args.shared_dir)
+            try:
+                captures = make_captures.make(outdir, shared=args.shared_dir)
+            except (ph.HarnessError, subprocess.SubprocessError) as e:
+                print("FAIL making captures: %s" % e)
+                print("0 passed, 1 failed")
+                sys.exit(1)
         ports = [int(p) for p in args.ports.split(",")] if args.ports else None
         total = Tally()
         for cap in captures:
