@@ -93,7 +93,7 @@ bool TlsRecordParser::OnRecord(uint8_t type, uint16_t version, std::span<const u
         Count(stats, Reason::kBadRecord);
         return false;
       }
-      after_ccs_ = true;
+      after_ccs_ = ccs_ends_cleartext_;  // TLS 1.3 dummies change nothing (RFC 8446 D.4)
       hs_buf_.clear();
       sink.OnChangeCipherSpec();
       return true;

@@ -1,0 +1,403 @@
+#include "parser/flow_tracker.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "parser/tls_names.h"
+
+namespace pgtlsmon::parser {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+IpAddress V4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
+  IpAddress ip;
+  ip.bytes[0] = a, ip.bytes[1] = b, ip.bytes[2] = c, ip.bytes[3] = d;
+  return ip;
+}
+
+const Bytes kSslRequest = {0x00, 0x00, 0x00, 0x08, 0x04, 0xd2, 0x16, 0x2f};
+const Bytes kGssRequest = {0x00, 0x00, 0x00, 0x08, 0x04, 0xd2, 0x16, 0x30};
+
+Bytes StartupMessage(const std::string& user) {
+  Bytes m = {0, 0, 0, 0, 0x00, 0x03, 0x00, 0x00};
+  for (const char* s : {"user", user.c_str()}) {
+    for (; *s != 0; ++s) m.push_back(static_cast<uint8_t>(*s));
+    m.push_back(0);
+  }
+  m.push_back(0);
+  m[3] = static_cast<uint8_t>(m.size());
+  return m;
+}
+
+Bytes Record(uint8_t type, uint16_t version, const Bytes& body) {
+  Bytes r = {type, static_cast<uint8_t>(version >> 8), static_cast<uint8_t>(version),
+             static_cast<uint8_t>(body.size() >> 8), static_cast<uint8_t>(body.size())};
+  r.insert(r.end(), body.begin(), body.end());
+  return r;
+}
+
+Bytes Handshake(uint8_t type, const Bytes& body) {
+  Bytes h = {type, 0, static_cast<uint8_t>(body.size() >> 8), static_cast<uint8_t>(body.size())};
+  h.insert(h.end(), body.begin(), body.end());
+  return h;
+}
+
+// A minimal ClientHello offering TLS 1.0 (no extensions) or TLS 1.2.
+Bytes ClientHello(uint16_t version, uint16_t suite) {
+  Bytes b = {static_cast<uint8_t>(version >> 8), static_cast<uint8_t>(version)};  // version
+  b.resize(2 + 32, 0x11);                                                        // random
+  b.push_back(0);                                                                // session id
+  b.insert(b.end(), {0x00, 0x02, static_cast<uint8_t>(suite >> 8),
+                     static_cast<uint8_t>(suite)});  // cipher_suites
+  b.insert(b.end(), {0x01, 0x00});                   // compression: null
+  return Record(22, 0x0301, Handshake(1, b));
+}
+
+Bytes ServerHello(uint16_t version, uint16_t suite) {
+  Bytes b = {static_cast<uint8_t>(version >> 8), static_cast<uint8_t>(version)};
+  b.resize(2 + 32, 0x22);
+  b.push_back(0);
+  b.insert(b.end(), {static_cast<uint8_t>(suite >> 8), static_cast<uint8_t>(suite), 0x00});
+  return Record(22, version, Handshake(2, b));
+}
+
+Bytes Alert(uint8_t level, uint8_t desc) { return Record(21, 0x0303, {level, desc}); }
+Bytes Ccs() { return Record(20, 0x0303, {1}); }
+
+// Drives one connection between 10.0.0.1:40000 and 10.0.0.2:5432.
+class Conn {
+ public:
+  Conn(FlowTracker* t, uint16_t cport = 40000, uint64_t ts = 1'700'000'000'000'000,
+       uint32_t isn = 1000)
+      : t_(t), cport_(cport), ts_(ts), cseq_(isn) {}
+  void Syn() {
+    Send(true, {}, kTcpSyn);
+    Send(false, {}, kTcpSyn | kTcpAck);
+  }
+  void Client(const Bytes& b, uint8_t flags = kTcpAck | kTcpPsh) { Send(true, b, flags); }
+  void Server(const Bytes& b, uint8_t flags = kTcpAck | kTcpPsh) { Send(false, b, flags); }
+  void Fin() {
+    Send(true, {}, kTcpFin | kTcpAck);
+    Send(false, {}, kTcpFin | kTcpAck);
+  }
+  void Send(bool from_client, const Bytes& b, uint8_t flags) {
+    TcpSegment s;
+    s.src = from_client ? V4(10, 0, 0, 1) : V4(10, 0, 0, 2);
+    s.dst = from_client ? V4(10, 0, 0, 2) : V4(10, 0, 0, 1);
+    s.sport = from_client ? cport_ : 5432;
+    s.dport = from_client ? 5432 : cport_;
+    uint32_t& seq = from_client ? cseq_ : sseq_;
+    s.seq = seq;
+    s.flags = flags;
+    s.payload = b;
+    s.payload_wire_len = static_cast<uint32_t>(b.size());
+    seq += static_cast<uint32_t>(b.size()) + ((flags & (kTcpSyn | kTcpFin)) ? 1 : 0);
+    t_->OnSegment(s, ts_ += 1000);
+  }
+
+ private:
+  FlowTracker* t_;
+  uint16_t cport_;
+  uint64_t ts_;
+  uint32_t cseq_;
+  uint32_t sseq_ = 5000;
+};
+
+class FlowTrackerTest : public ::testing::Test {
+ protected:
+  FlowTracker& Make(FlowTrackerConfig cfg = {}) {
+    tracker_ = std::make_unique<FlowTracker>(
+        cfg, [this](SessionRecord&& r) { records_.push_back(std::move(r)); });
+    return *tracker_;
+  }
+  std::unique_ptr<FlowTracker> tracker_;
+  std::vector<SessionRecord> records_;
+};
+
+TEST_F(FlowTrackerTest, Plaintext) {
+  auto& t = Make();
+  Conn c(&t);
+  c.Syn();
+  c.Client(StartupMessage("alice"));
+  ASSERT_EQ(records_.size(), 1u);  // final at the StartupMessage
+  const auto& r = records_[0];
+  EXPECT_EQ(r.outcome, Outcome::kPlaintext);
+  EXPECT_EQ(r.pg.startup->user, "alice");
+  EXPECT_EQ(FormatIp(r.client.ip), "10.0.0.1");
+  EXPECT_EQ(r.client.port, 40000);
+  EXPECT_EQ(r.server.port, 5432);
+  EXPECT_TRUE(r.has_finding(Finding::kPlaintextSession));
+  EXPECT_EQ(t.active_flows(), 1u);  // a tombstone: later packets are skipped
+  c.Server(Bytes(100, 'R'));
+  EXPECT_EQ(t.stats().skipped_segments, 1u);
+  t.Finish();
+  EXPECT_EQ(records_.size(), 1u);
+}
+
+TEST_F(FlowTrackerTest, RefusedThenPlaintext) {
+  auto& t = Make();
+  Conn c(&t);
+  c.Syn();
+  c.Client(kSslRequest);
+  c.Server({'N'});
+  c.Client(StartupMessage("bob"));
+  ASSERT_EQ(records_.size(), 1u);
+  EXPECT_TRUE(records_[0].pg.ssl_request);
+  EXPECT_EQ(records_[0].pg.ssl_response, 'N');
+  EXPECT_EQ(records_[0].outcome, Outcome::kPlaintext);
+  EXPECT_TRUE(records_[0].has_finding(Finding::kSslRefusedByServer));
+}
+
+TEST_F(FlowTrackerTest, RefusedAndClosed) {
+  auto& t = Make();
+  Conn c(&t);
+  c.Syn();
+  c.Client(kSslRequest);
+  c.Server({'N'});
+  c.Fin();
+  ASSERT_EQ(records_.size(), 1u);
+  EXPECT_EQ(records_[0].outcome, Outcome::kSslRefused);
+}
+
+TEST_F(FlowTrackerTest, GssThenSslThenTls13) {
+  auto& t = Make();
+  Conn c(&t);
+  c.Syn();
+  c.Client(kGssRequest);
+  c.Server({'N'});
+  c.Client(kSslRequest);
+  c.Server({'S'});
+  c.Client(ClientHello(0x0303, 0x1301));
+  EXPECT_TRUE(records_.empty());
+  c.Server(ServerHello(0x0303, 0xc02f));
+  EXPECT_TRUE(records_.empty());  // TLS 1.2: final only after both ChangeCipherSpecs
+  c.Client(Ccs());
+  c.Server(Ccs());
+  ASSERT_EQ(records_.size(), 1u);
+  const auto& r = records_[0];
+  EXPECT_TRUE(r.pg.gssenc_request);
+  EXPECT_EQ(r.pg.gssenc_response, 'N');
+  EXPECT_EQ(r.pg.ssl_response, 'S');
+  EXPECT_FALSE(r.pg.direct_tls);
+  EXPECT_EQ(r.outcome, Outcome::kTls);
+  EXPECT_EQ(r.tls->version, 0x0303);
+  EXPECT_EQ(r.tls->cipher_suite, 0xc02f);
+  EXPECT_FALSE(r.legacy);
+}
+
+TEST_F(FlowTrackerTest, GssAccepted) {
+  auto& t = Make();
+  Conn c(&t);
+  c.Syn();
+  c.Client(kGssRequest);
+  c.Server({'G'});
+  ASSERT_EQ(records_.size(), 1u);
+  EXPECT_EQ(records_[0].outcome, Outcome::kGssenc);
+}
+
+TEST_F(FlowTrackerTest, LegacyNegotiatedWithWeakCipher) {
+  auto& t = Make();
+  Conn c(&t);
+  c.Syn();
+  c.Client(kSslRequest);
+  c.Server({'S'});
+  c.Client(ClientHello(0x0301, 0x000a));
+  c.Server(ServerHello(0x0301, 0x000a));  // TLS_RSA_WITH_3DES_EDE_CBC_SHA
+  c.Fin();
+  ASSERT_EQ(records_.size(), 1u);
+  const auto& r = records_[0];
+  EXPECT_EQ(r.outcome, Outcome::kTls);
+  EXPECT_TRUE(r.legacy);
+  EXPECT_TRUE(r.has_finding(Finding::kLegacyTlsNegotiated));
+  EXPECT_TRUE(r.has_finding(Finding::kWeakCipher));
+  EXPECT_EQ(r.client_hello_max_version, 0x0301);
+}
+
+TEST_F(FlowTrackerTest, FatalAlertFails) {
+  auto& t = Make();
+  Conn c(&t);
+  c.Syn();
+  c.Client(kSslRequest);
+  c.Server({'S'});
+  c.Client(ClientHello(0x0302, 0x002f));
+  c.Server(Alert(2, 70));  // protocol_version
+  ASSERT_EQ(records_.size(), 1u);
+  const auto& r = records_[0];
+  EXPECT_EQ(r.outcome, Outcome::kTlsFailed);
+  ASSERT_EQ(r.alerts.size(), 1u);
+  EXPECT_FALSE(r.alerts[0].from_client);
+  EXPECT_EQ(r.alerts[0].description, 70);
+  EXPECT_TRUE(r.legacy);  // only TLS 1.1 offered
+  EXPECT_TRUE(r.has_finding(Finding::kLegacyTlsOfferedOnly));
+  EXPECT_TRUE(r.has_finding(Finding::kHandshakeFailed));
+}
+
+TEST_F(FlowTrackerTest, ClosedWithoutServerHelloFails_CaptureEndIsIncomplete) {
+  auto& t = Make();
+  Conn a(&t, 40001);
+  a.Syn();
+  a.Client(kSslRequest);
+  a.Server({'S'});
+  a.Client(ClientHello(0x0303, 0x1301));
+  a.Fin();
+  Conn b(&t, 40002);
+  b.Syn();
+  b.Client(kSslRequest);
+  b.Server({'S'});
+  b.Client(ClientHello(0x0303, 0x1301));
+  t.Finish();
+  ASSERT_EQ(records_.size(), 2u);
+  EXPECT_EQ(records_[0].outcome, Outcome::kTlsFailed);
+  EXPECT_EQ(records_[1].outcome, Outcome::kIncomplete);
+}
+
+TEST_F(FlowTrackerTest, DirectTls) {
+  auto& t = Make();
+  Conn c(&t);
+  c.Syn();
+  c.Client(ClientHello(0x0303, 0x1301));
+  c.Fin();
+  ASSERT_EQ(records_.size(), 1u);
+  EXPECT_TRUE(records_[0].pg.direct_tls);
+  EXPECT_FALSE(records_[0].pg.ssl_request);
+  EXPECT_EQ(records_[0].outcome, Outcome::kTlsFailed);
+}
+
+TEST_F(FlowTrackerTest, InjectedBytesAfterSslResponse) {
+  auto& t = Make();
+  Conn c(&t);
+  c.Syn();
+  Bytes inj = kSslRequest;
+  Bytes q = {'Q', 0, 0, 0, 13, 's', 'e', 'l', 'e', 'c', 't', ' ', '1', 0};
+  inj.insert(inj.end(), q.begin(), q.end());  // CVE-2021-23214: a query after SSLRequest
+  c.Client(inj);
+  c.Server({'S'});
+  c.Fin();
+  ASSERT_EQ(records_.size(), 1u);
+  EXPECT_TRUE(records_[0].has_finding(Finding::kSslInjectionBytes));
+}
+
+TEST_F(FlowTrackerTest, CancelRequest) {
+  auto& t = Make();
+  Conn c(&t);
+  c.Syn();
+  c.Client({0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e, 0, 0, 1, 2, 3, 4, 5, 6});
+  ASSERT_EQ(records_.size(), 1u);
+  EXPECT_EQ(records_[0].outcome, Outcome::kCancel);
+  EXPECT_TRUE(records_[0].pg.cancel_request);
+}
+
+TEST_F(FlowTrackerTest, RecordsKeepFirstPacketOrder) {
+  auto& t = Make();
+  Conn a(&t, 40001);
+  Conn b(&t, 40002);
+  a.Syn();
+  b.Syn();
+  b.Client(StartupMessage("second"));  // final first
+  EXPECT_TRUE(records_.empty());        // waits for the older connection
+  a.Client(StartupMessage("first"));
+  ASSERT_EQ(records_.size(), 2u);
+  EXPECT_EQ(records_[0].pg.startup->user, "first");
+  EXPECT_EQ(records_[1].pg.startup->user, "second");
+}
+
+TEST_F(FlowTrackerTest, UnorderedOutputForLive) {
+  FlowTrackerConfig cfg;
+  cfg.ordered_output = false;
+  auto& t = Make(cfg);
+  Conn a(&t, 40001);
+  Conn b(&t, 40002);
+  a.Syn();
+  b.Syn();
+  b.Client(StartupMessage("second"));
+  ASSERT_EQ(records_.size(), 1u);
+  EXPECT_EQ(records_[0].pg.startup->user, "second");
+}
+
+TEST_F(FlowTrackerTest, NoPayloadNoRecord) {
+  auto& t = Make();
+  Conn c(&t);
+  c.Syn();
+  c.Fin();
+  t.Finish();
+  EXPECT_TRUE(records_.empty());
+}
+
+TEST_F(FlowTrackerTest, PortReuseGetsItsOwnRecord) {
+  auto& t = Make();
+  Conn a(&t, 40001);
+  a.Syn();
+  a.Client(StartupMessage("one"));
+  a.Fin();
+  // The same 4-tuple again, with a new initial sequence number: a new connection.
+  Conn b(&t, 40001, 1'700'000'001'000'000, 777777);
+  b.Syn();
+  b.Client(StartupMessage("two"));
+  t.Finish();
+  ASSERT_EQ(records_.size(), 2u);
+  EXPECT_EQ(records_[0].pg.startup->user, "one");
+  EXPECT_EQ(records_[1].pg.startup->user, "two");
+}
+
+TEST_F(FlowTrackerTest, AnyPortReportsOnlyRecognisedConnections) {
+  FlowTrackerConfig cfg;
+  cfg.any_port = true;
+  auto& t = Make(cfg);
+  Conn pg(&t, 40001);
+  pg.Syn();
+  pg.Client(StartupMessage("x"));
+  Conn http(&t, 40002);
+  http.Syn();
+  http.Client({'G', 'E', 'T', ' ', '/', ' ', 'H', 'T', 'T', 'P', '/', '1', '.', '1'});
+  t.Finish();
+  ASSERT_EQ(records_.size(), 1u);
+  EXPECT_EQ(records_[0].pg.startup->user, "x");
+}
+
+TEST_F(FlowTrackerTest, OtherPortsAreNotTracked) {
+  FlowTrackerConfig cfg;
+  cfg.ports = {6432};
+  auto& t = Make(cfg);
+  Conn c(&t);  // port 5432
+  c.Syn();
+  c.Client(StartupMessage("x"));
+  t.Finish();
+  EXPECT_TRUE(records_.empty());
+  EXPECT_EQ(t.stats().skipped_segments, 3u);
+}
+
+TEST_F(FlowTrackerTest, TableFullEvictsOldestAndCounts) {
+  FlowTrackerConfig cfg;
+  cfg.max_flows = 16;
+  auto& t = Make(cfg);
+  for (uint16_t p = 0; p < 40; ++p) {
+    Conn c(&t, static_cast<uint16_t>(30000 + p));
+    c.Syn();
+    c.Client(kSslRequest);  // each waits for a reply that never comes
+  }
+  EXPECT_LE(t.active_flows(), 16u);
+  EXPECT_EQ(t.stats().evictions[static_cast<size_t>(EvictionReason::kTableFull)], 24u);
+  t.Finish();
+  EXPECT_EQ(records_.size(), 40u);  // evicted connections still get their records
+  EXPECT_EQ(records_.front().client.port, 30000);
+}
+
+TEST_F(FlowTrackerTest, IdleTimeoutEvicts) {
+  FlowTrackerConfig cfg;
+  cfg.idle_timeout_us = 10'000'000;
+  auto& t = Make(cfg);
+  Conn c(&t);
+  c.Syn();
+  c.Client(kSslRequest);
+  t.ExpireIdle(1'700'000'100'000'000);
+  EXPECT_EQ(t.active_flows(), 0u);
+  EXPECT_EQ(t.stats().evictions[static_cast<size_t>(EvictionReason::kIdleTimeout)], 1u);
+  ASSERT_EQ(records_.size(), 1u);
+  EXPECT_EQ(records_[0].outcome, Outcome::kUnknown);
+}
+
+}  // namespace
+}  // namespace pgtlsmon::parser
