@@ -1,0 +1,521 @@
+// capture/file_source.cc: see file_source.h.
+#include "capture/file_source.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace pgtlsmon::capture {
+namespace {
+
+constexpr uint32_t kPcapMagicMicro = 0xa1b2c3d4;
+constexpr uint32_t kPcapMagicNano = 0xa1b23c4d;
+constexpr uint32_t kPcapMagicModified = 0xa1b2cd34;  // Kuznetzov's patched libpcap
+constexpr size_t kPcapFileHeaderLen = 24;
+
+constexpr uint32_t kBlockSectionHeader = 0x0a0d0d0a;
+constexpr uint32_t kBlockInterface = 0x00000001;
+constexpr uint32_t kBlockPacketObsolete = 0x00000002;
+constexpr uint32_t kBlockSimplePacket = 0x00000003;
+constexpr uint32_t kBlockEnhancedPacket = 0x00000006;
+constexpr uint32_t kByteOrderMagic = 0x1a2b3c4d;
+constexpr uint16_t kOptEndOfOpt = 0;
+constexpr uint16_t kOptIfTsresol = 9;
+constexpr uint16_t kOptIfTsoffset = 14;
+
+constexpr uint32_t kLinkTypeMask = 0x03ffffff;  // upper bits of the pcap header's field: FCS info
+constexpr uint64_t kNsPerSec = 1000000000;
+constexpr size_t kMinBufferBytes = 64 * 1024;
+constexpr size_t kInflateInputBytes = 256 * 1024;
+
+uint32_t Swap32(uint32_t v) { return __builtin_bswap32(v); }
+uint16_t Swap16(uint16_t v) { return __builtin_bswap16(v); }
+
+uint32_t Native32(const uint8_t* p) {
+  uint32_t v = 0;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+uint64_t Pow10(uint32_t n) {
+  uint64_t v = 1;
+  while (n-- > 0) v *= 10;
+  return v;
+}
+
+}  // namespace
+
+struct FileSource::Inflater {
+  z_stream zs{};
+  std::unique_ptr<uint8_t[]> in;
+  bool input_eof = false;
+  bool member_done = false;  // between gzip members (or at the clean end)
+  absl::Status pending;      // an error to report once the bytes before it are consumed
+
+  ~Inflater() { inflateEnd(&zs); }
+};
+
+FileSource::FileSource(std::string path, int fd, const FileSourceOptions& options)
+    : path_(std::move(path)), fd_(fd), owns_fd_(fd != STDIN_FILENO), options_(options) {}
+
+FileSource::~FileSource() {
+  if (fd_ >= 0 && owns_fd_) close(fd_);
+}
+
+absl::StatusOr<std::unique_ptr<FileSource>> FileSource::Open(const std::string& path,
+                                                             const FileSourceOptions& options) {
+  int fd = STDIN_FILENO;
+  if (path != "-") {
+    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("open ", path));
+  }
+  std::unique_ptr<FileSource> src(new FileSource(path, fd, options));
+  if (absl::Status st = src->Init(); !st.ok()) return st;
+  return src;
+}
+
+absl::Status FileSource::Damage(uint64_t at, absl::string_view what) const {
+  return absl::DataLossError(absl::StrCat(path_, ": ", what, " at offset ", at,
+                                          inflater_ ? " (of the decompressed stream)" : ""));
+}
+
+absl::Status FileSource::Truncated(uint64_t at, absl::string_view what, uint64_t need) const {
+  return absl::DataLossError(absl::StrCat(
+      path_, ": truncated ", what, " at offset ", at, ": needs ", need, " bytes, the file has ",
+      avail(), inflater_ ? " (offsets in the decompressed stream)" : ""));
+}
+
+uint16_t FileSource::Rd16(const uint8_t* p) const {
+  uint16_t v = 0;
+  std::memcpy(&v, p, sizeof v);
+  return swapped_ ? Swap16(v) : v;
+}
+
+uint32_t FileSource::Rd32(const uint8_t* p) const {
+  const uint32_t v = Native32(p);
+  return swapped_ ? Swap32(v) : v;
+}
+
+uint32_t FileSource::CaplenLimit(uint32_t snaplen) const {
+  // A snaplen of 0 or beyond our maximum is a writer's bug or "unlimited": use the maximum.
+  return (snaplen != 0 && snaplen < options_.max_packet_bytes) ? snaplen
+                                                                 : options_.max_packet_bytes;
+}
+
+absl::StatusOr<size_t> FileSource::ReadRaw(uint8_t* dst, size_t n) {
+  for (;;) {
+    const ssize_t got = read(fd_, dst, n);
+    if (got >= 0) {
+      raw_read_ += static_cast<uint64_t>(got);
+      return static_cast<size_t>(got);
+    }
+    if (errno != EINTR) return absl::ErrnoToStatus(errno, absl::StrCat("read ", path_));
+  }
+}
+
+absl::StatusOr<size_t> FileSource::Inflate(uint8_t* dst, size_t n) {
+  Inflater& z = *inflater_;
+  if (!z.pending.ok()) return z.pending;
+  for (;;) {
+    if (z.zs.avail_in == 0 && !z.input_eof) {
+      auto got = ReadRaw(z.in.get(), kInflateInputBytes);
+      if (!got.ok()) return got.status();
+      if (*got == 0) z.input_eof = true;
+      z.zs.next_in = z.in.get();
+      z.zs.avail_in = static_cast<uInt>(*got);
+    }
+    if (z.member_done) {
+      // After a gzip member: another member follows, or trailing bytes are ignored (as gzread).
+      if (z.zs.avail_in == 0) {
+        if (z.input_eof) return size_t{0};
+        continue;
+      }
+      if (z.zs.next_in[0] != 0x1f) {
+        z.zs.avail_in = 0;
+        z.input_eof = true;
+        return size_t{0};
+      }
+      inflateReset(&z.zs);
+      z.member_done = false;
+    }
+    const size_t want = std::min<size_t>(n, 1u << 30);
+    z.zs.next_out = dst;
+    z.zs.avail_out = static_cast<uInt>(want);
+    const int ret = inflate(&z.zs, Z_NO_FLUSH);
+    const size_t produced = want - z.zs.avail_out;
+    absl::Status err;
+    if (ret == Z_STREAM_END) {
+      z.member_done = true;
+    } else if (ret == Z_BUF_ERROR || (ret == Z_OK && produced == 0)) {
+      if (z.zs.avail_in == 0 && z.input_eof) {
+        err = absl::DataLossError(absl::StrCat(path_, ": gzip stream ends early after ",
+                                               raw_read_, " compressed bytes"));
+      }
+    } else if (ret != Z_OK) {
+      err = absl::DataLossError(absl::StrCat(path_, ": gzip data error after ", raw_read_,
+                                             " compressed bytes: ",
+                                             z.zs.msg != nullptr ? z.zs.msg : "inflate failed"));
+    }
+    if (!err.ok()) {
+      if (produced > 0) {
+        z.pending = err;
+        return produced;
+      }
+      return err;
+    }
+    if (produced > 0) return produced;
+  }
+}
+
+absl::StatusOr<size_t> FileSource::ReadSome(uint8_t* dst, size_t n) {
+  return inflater_ ? Inflate(dst, n) : ReadRaw(dst, n);
+}
+
+absl::StatusOr<bool> FileSource::Fill(size_t need) {
+  if (avail() >= need) return true;
+  if (need > cap_) {
+    const size_t new_cap = std::max(need, options_.read_chunk_bytes);
+    auto bigger = std::make_unique<uint8_t[]>(new_cap);
+    std::memcpy(bigger.get(), buf_.get() + pos_, avail());
+    buf_ = std::move(bigger);
+    cap_ = new_cap;
+    base_offset_ += pos_;
+    end_ -= pos_;
+    pos_ = 0;
+  } else if (cap_ - pos_ < need) {
+    std::memmove(buf_.get(), buf_.get() + pos_, avail());
+    base_offset_ += pos_;
+    end_ -= pos_;
+    pos_ = 0;
+  }
+  while (avail() < need && !eof_) {
+    auto got = ReadSome(buf_.get() + end_, cap_ - end_);
+    if (!got.ok()) return got.status();
+    if (*got == 0) eof_ = true;
+    end_ += *got;
+  }
+  return avail() >= need;
+}
+
+absl::Status FileSource::Init() {
+  struct stat st {};
+  if (fstat(fd_, &st) == 0 && S_ISREG(st.st_mode)) {
+    file_size_ = static_cast<uint64_t>(st.st_size);
+    posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+  }
+  options_.read_chunk_bytes = std::max(options_.read_chunk_bytes, kMinBufferBytes);
+  options_.max_block_bytes = std::max(options_.max_block_bytes, options_.max_packet_bytes + 64);
+  cap_ = options_.read_chunk_bytes;
+  buf_ = std::make_unique<uint8_t[]>(cap_);
+
+  auto ok = Fill(4);
+  if (!ok.ok()) return ok.status();
+  if (avail() >= 2 && buf_[0] == 0x1f && buf_[1] == 0x8b) {
+    // gzip: what was read so far becomes the inflater's first input.
+    inflater_ = std::make_unique<Inflater>();
+    inflater_->in = std::make_unique<uint8_t[]>(std::max(kInflateInputBytes, avail()));
+    std::memcpy(inflater_->in.get(), buf_.get(), avail());
+    if (inflateInit2(&inflater_->zs, 15 + 16) != Z_OK) {
+      return absl::InternalError(absl::StrCat(path_, ": inflateInit2 failed"));
+    }
+    inflater_->zs.next_in = inflater_->in.get();
+    inflater_->zs.avail_in = static_cast<uInt>(avail());
+    inflater_->input_eof = eof_;
+    pos_ = end_ = 0;
+    eof_ = false;
+    ok = Fill(4);
+    if (!ok.ok()) return ok.status();
+  }
+  if (!*ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path_, ": too short to be a capture file (", avail(), " bytes at offset 0)"));
+  }
+
+  const uint32_t magic = Native32(buf_.get() + pos_);
+  if (magic == kBlockSectionHeader) {
+    format_ = FileFormat::kPcapNg;
+    return absl::OkStatus();  // Next() reads the SHB like any block
+  }
+  bool known = true;
+  if (magic == kPcapMagicMicro || magic == kPcapMagicNano || magic == kPcapMagicModified) {
+    swapped_ = false;
+  } else if (magic == Swap32(kPcapMagicMicro) || magic == Swap32(kPcapMagicNano) ||
+             magic == Swap32(kPcapMagicModified)) {
+    swapped_ = true;
+  } else {
+    known = false;
+  }
+  if (!known) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: not a pcap or pcapng file (magic %02x %02x %02x %02x at offset 0)", path_,
+        buf_[pos_], buf_[pos_ + 1], buf_[pos_ + 2], buf_[pos_ + 3]));
+  }
+  const uint32_t m = Rd32(buf_.get() + pos_);
+  nanos_ = m == kPcapMagicNano;
+  record_header_len_ = m == kPcapMagicModified ? 24 : 16;
+  format_ = FileFormat::kPcap;
+  ok = Fill(kPcapFileHeaderLen);
+  if (!ok.ok()) return ok.status();
+  if (!*ok) return Truncated(0, "pcap file header", kPcapFileHeaderLen);
+  const uint8_t* h = buf_.get() + pos_;
+  const uint16_t major = Rd16(h + 4);
+  if (major != 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path_, ": unsupported pcap version ", major, ".", Rd16(h + 6),
+                     " at offset 4"));
+  }
+  snaplen_ = Rd32(h + 16);
+  linktype_ = Rd32(h + 20) & kLinkTypeMask;
+  pos_ += kPcapFileHeaderLen;
+  return absl::OkStatus();
+}
+
+void FileSource::Deliver(RawPacket* pkt, uint64_t ts_ns, bool has_ts, uint32_t caplen,
+                         uint32_t len, uint32_t linktype, const uint8_t* data) {
+  if (len < caplen) {
+    ++stats_.caplen_over_len;
+    len = caplen;
+  }
+  if (has_ts) {
+    if (ts_ns < last_ts_ns_) ++stats_.ts_backwards;
+    last_ts_ns_ = ts_ns;
+  }
+  ++stats_.records;
+  stats_.packet_bytes += caplen;
+  pkt->ts_ns = ts_ns;
+  pkt->caplen = caplen;
+  pkt->wire_len = len;
+  pkt->linktype = linktype;
+  pkt->data = std::span<const uint8_t>(data, caplen);
+}
+
+absl::StatusOr<bool> FileSource::Next(RawPacket* pkt) {
+  if (!sticky_error_.ok()) return sticky_error_;
+  auto res = format_ == FileFormat::kPcap ? NextPcap(pkt) : NextPcapNg(pkt);
+  if (!res.ok()) sticky_error_ = res.status();
+  return res;
+}
+
+absl::StatusOr<bool> FileSource::NextPcap(RawPacket* pkt) {
+  const size_t hl = record_header_len_;
+  if (avail() < hl) {
+    auto ok = Fill(hl);
+    if (!ok.ok()) return ok.status();
+    if (!*ok) {
+      if (avail() == 0) return false;
+      return Truncated(offset(), "record header", hl);
+    }
+  }
+  const uint8_t* h = buf_.get() + pos_;
+  const uint32_t caplen = Rd32(h + 8);
+  if (caplen > CaplenLimit(snaplen_)) {
+    return Damage(offset(), absl::StrCat("record caplen ", caplen, " larger than ",
+                                         snaplen_ != 0 && snaplen_ < options_.max_packet_bytes
+                                             ? "the file's snaplen "
+                                             : "the maximum ",
+                                         CaplenLimit(snaplen_)));
+  }
+  const size_t total = hl + caplen;
+  if (avail() < total) {
+    auto ok = Fill(total);
+    if (!ok.ok()) return ok.status();
+    if (!*ok) return Truncated(offset(), "record", total);
+    h = buf_.get() + pos_;
+  }
+  const uint64_t sec = Rd32(h);
+  const uint64_t frac = Rd32(h + 4);
+  const uint64_t ts = sec * kNsPerSec + (nanos_ ? frac : frac * 1000);
+  Deliver(pkt, ts, true, caplen, Rd32(h + 12), linktype_, h + hl);
+  pos_ += total;
+  return true;
+}
+
+absl::Status FileSource::ParseSectionHeader(const uint8_t* block, uint32_t total_len) {
+  if (total_len < 28) return Damage(offset(), absl::StrCat("section header block too short (", total_len, " bytes)"));
+  const uint16_t major = Rd16(block + 12);
+  if (major != 1) {
+    return Damage(offset(), absl::StrCat("unsupported pcapng version ", major, ".",
+                                         Rd16(block + 14)));
+  }
+  interfaces_.clear();
+  seen_section_ = true;
+  ++stats_.sections;
+  return absl::OkStatus();
+}
+
+absl::Status FileSource::ParseInterface(const uint8_t* block, uint32_t total_len) {
+  if (total_len < 20) {
+    return Damage(offset(), absl::StrCat("interface description block too short (", total_len,
+                                         " bytes)"));
+  }
+  Interface itf;
+  itf.linktype = Rd16(block + 8);
+  itf.snaplen = Rd32(block + 12);
+  size_t off = 16;
+  const size_t opt_end = total_len - 4;
+  while (opt_end - off >= 4) {
+    const uint16_t code = Rd16(block + off);
+    const uint16_t len = Rd16(block + off + 2);
+    off += 4;
+    if (code == kOptEndOfOpt) break;
+    const size_t padded = (size_t{len} + 3) & ~size_t{3};
+    if (padded > opt_end - off) {
+      return Damage(offset(), absl::StrCat("interface description option ", code, " of ", len,
+                                           " bytes overruns its block"));
+    }
+    if (code == kOptIfTsresol && len >= 1) {
+      const uint8_t v = block[off];
+      if ((v & 0x80) != 0) {
+        const uint32_t shift = v & 0x7fu;
+        if (shift > 63) return Damage(offset(), absl::StrCat("if_tsresol 2^-", shift));
+        itf.binary = true;
+        itf.shift = shift;
+      } else {
+        if (v > 19) return Damage(offset(), absl::StrCat("if_tsresol 10^-", int{v}));
+        itf.mul = v <= 9 ? Pow10(9u - v) : 1;
+        itf.div = v <= 9 ? 1 : Pow10(v - 9u);
+      }
+    } else if (code == kOptIfTsoffset && len == 8) {
+      uint64_t raw = 0;
+      std::memcpy(&raw, block + off, 8);
+      if (swapped_) raw = __builtin_bswap64(raw);
+      itf.offset_ns = static_cast<int64_t>(raw) * static_cast<int64_t>(kNsPerSec);
+    }
+    off += padded;
+  }
+  if (interfaces_.empty()) linktype_ = itf.linktype;
+  interfaces_.push_back(itf);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> FileSource::NextPcapNg(RawPacket* pkt) {
+  for (;;) {
+    if (avail() < 12) {
+      auto ok = Fill(12);
+      if (!ok.ok()) return ok.status();
+      if (!*ok) {
+        if (avail() == 0) return false;
+        return Truncated(offset(), "block header", 12);
+      }
+    }
+    const uint8_t* b = buf_.get() + pos_;
+    const uint32_t raw_type = Native32(b);
+    if (raw_type == kBlockSectionHeader) {  // a palindrome: readable before the byte order
+      const uint32_t bom = Native32(b + 8);
+      if (bom == kByteOrderMagic) {
+        swapped_ = false;
+      } else if (bom == Swap32(kByteOrderMagic)) {
+        swapped_ = true;
+      } else {
+        return Damage(offset() + 8, "bad pcapng byte-order magic");
+      }
+    } else if (!seen_section_) {
+      return Damage(offset(), "pcapng block before any section header");
+    }
+    const uint32_t type = swapped_ ? Swap32(raw_type) : raw_type;
+    const uint32_t total_len = Rd32(b + 4);
+    if (total_len < 12 || total_len % 4 != 0) {
+      return Damage(offset(), absl::StrCat("bad block length ", total_len, " (block type 0x",
+                                           absl::Hex(type), ")"));
+    }
+    if (total_len > options_.max_block_bytes) {
+      return Damage(offset(), absl::StrCat("block length ", total_len, " larger than the maximum ",
+                                           options_.max_block_bytes, " (block type 0x",
+                                           absl::Hex(type), ")"));
+    }
+    if (avail() < total_len) {
+      auto ok = Fill(total_len);
+      if (!ok.ok()) return ok.status();
+      if (!*ok) return Truncated(offset(), "block", total_len);
+      b = buf_.get() + pos_;
+    }
+    if (Rd32(b + total_len - 4) != total_len) {
+      return Damage(offset(), absl::StrCat("block trailer length ", Rd32(b + total_len - 4),
+                                           " differs from its header's ", total_len));
+    }
+
+    switch (type) {
+      case kBlockSectionHeader:
+        if (absl::Status st = ParseSectionHeader(b, total_len); !st.ok()) return st;
+        break;
+      case kBlockInterface:
+        if (absl::Status st = ParseInterface(b, total_len); !st.ok()) return st;
+        break;
+      case kBlockEnhancedPacket:
+      case kBlockPacketObsolete: {
+        if (total_len < 32) {
+          return Damage(offset(), absl::StrCat("packet block too short (", total_len, " bytes)"));
+        }
+        const uint32_t if_id = type == kBlockEnhancedPacket ? Rd32(b + 8) : Rd16(b + 8);
+        if (if_id >= interfaces_.size()) {
+          return Damage(offset(), absl::StrCat("packet block for interface ", if_id, " but ",
+                                               interfaces_.size(),
+                                               " interfaces are described"));
+        }
+        const Interface& itf = interfaces_[if_id];
+        const uint32_t caplen = Rd32(b + 20);
+        const uint32_t len = Rd32(b + 24);
+        if (caplen > CaplenLimit(itf.snaplen)) {
+          return Damage(offset(), absl::StrCat("packet caplen ", caplen, " larger than ",
+                                               itf.snaplen != 0 &&
+                                                       itf.snaplen < options_.max_packet_bytes
+                                                   ? "the interface's snaplen "
+                                                   : "the maximum ",
+                                               CaplenLimit(itf.snaplen)));
+        }
+        if (caplen > total_len - 32) {
+          return Damage(offset(), absl::StrCat("packet caplen ", caplen,
+                                               " overruns its block of ", total_len, " bytes"));
+        }
+        const uint64_t units = (uint64_t{Rd32(b + 12)} << 32) | Rd32(b + 16);
+        uint64_t ts = 0;
+        if (itf.binary) {
+          ts = static_cast<uint64_t>((static_cast<unsigned __int128>(units) * kNsPerSec) >>
+                                     itf.shift);
+        } else {
+          ts = units * itf.mul / itf.div;
+        }
+        ts += static_cast<uint64_t>(itf.offset_ns);
+        Deliver(pkt, ts, true, caplen, len, itf.linktype, b + 28);
+        pos_ += total_len;
+        return true;
+      }
+      case kBlockSimplePacket: {
+        if (total_len < 16) {
+          return Damage(offset(), absl::StrCat("simple packet block too short (", total_len,
+                                               " bytes)"));
+        }
+        if (interfaces_.empty()) {
+          return Damage(offset(), "simple packet block but no interface is described");
+        }
+        const Interface& itf = interfaces_[0];
+        const uint32_t len = Rd32(b + 8);
+        uint32_t caplen = std::min(len, total_len - 16);
+        if (itf.snaplen != 0) caplen = std::min(caplen, itf.snaplen);
+        if (caplen > options_.max_packet_bytes) {
+          return Damage(offset(), absl::StrCat("simple packet length ", caplen,
+                                               " larger than the maximum ",
+                                               options_.max_packet_bytes));
+        }
+        Deliver(pkt, 0, false, caplen, len, itf.linktype, b + 12);
+        pos_ += total_len;
+        return true;
+      }
+      default:
+        ++stats_.skipped_blocks;
+        break;
+    }
+    pos_ += total_len;
+  }
+}
+
+}  // namespace pgtlsmon::capture
