@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * bpf/pgtls_abi.h: the only header shared by the kernel program (capture.bpf.c) and user space
+ * (capture/bpf_abi.h re-checks the layout with static_assert). Packet programs use UAPI headers,
+ * not vmlinux.h. Every type here has fixed-width fields and explicit padding; enums are stored
+ * in __u32 fields.
+ *
+ * Flow identity. A TCP connection maps to ONE pgtls_flow_key whatever the packet's direction:
+ * both endpoints are written as (IPv4-mapped IPv6 address, port) and the smaller endpoint
+ * (memcmp of the 16 address bytes, then the port) goes into addr_lo/port_lo. Ports are stored
+ * in HOST byte order. A packet travels in direction PGTLS_DIR_LO_TO_HI when its source is the
+ * lo endpoint, else PGTLS_DIR_HI_TO_LO. That says nothing about client or server.
+ */
+#pragma once
+
+#include <linux/types.h>
+
+#define PGTLS_ABI_VERSION 1u
+
+#define PGTLS_MAX_PORTS 8u
+/* Per direction: a full TLS record (16 KiB + 5) plus headroom for the PostgreSQL preamble
+ * (SSLRequest, 'S') and TLS 1.2 server flights whose certificate chain spans several records. */
+#define PGTLS_DEFAULT_PER_DIR_CAP (16384u + 5u + 16384u)
+#define PGTLS_DEFAULT_FLOW_ENTRIES 65536u
+
+/* Map value state, written by the kernel (HANDSHAKE on creation) and by user space (DONE, the
+ * connection's record is final: spec/session-record.md "When a record is final"). */
+enum pgtls_flow_state {
+	PGTLS_FLOW_HANDSHAKE = 0,
+	PGTLS_FLOW_DONE = 1,
+};
+
+enum pgtls_dir {
+	PGTLS_DIR_LO_TO_HI = 0,
+	PGTLS_DIR_HI_TO_LO = 1,
+};
+
+struct pgtls_flow_key {
+	__u8 addr_lo[16]; /* IPv4-mapped IPv6 (::ffff:a.b.c.d) or IPv6, network order */
+	__u8 addr_hi[16];
+	__u16 port_lo; /* host order */
+	__u16 port_hi;
+}; /* 36 bytes, 2-byte aligned: no padding */
+
+struct pgtls_flow_value {
+	__u32 state; /* enum pgtls_flow_state */
+	__u32 pad0;
+	__u64 passed_payload[2]; /* TCP payload bytes passed to user space, by enum pgtls_dir */
+	__u64 capped_packets; /* handshake packets not passed: per-direction cap reached */
+	__u64 skipped_packets; /* packets seen after DONE and not passed */
+	__u64 skipped_bytes; /* their skb->len */
+}; /* 48 bytes */
+
+/* Per-CPU counters (stats_pcpu), indexed by this enum. Bytes are skb->len: the frame from its
+ * link-layer header, a whole GSO/GRO super-packet counted once. */
+enum pgtls_stat {
+	PGTLS_STAT_PKTS_SEEN = 0, /* TCP packets on a monitored port (any state) */
+	PGTLS_STAT_BYTES_SEEN,
+	PGTLS_STAT_PKTS_PASSED, /* handed to the ring (return value > 0) */
+	PGTLS_STAT_BYTES_PASSED, /* bytes the program asked for (the snap length) */
+	PGTLS_STAT_PKTS_SKIPPED, /* flow DONE: counted, not passed */
+	PGTLS_STAT_BYTES_SKIPPED,
+	PGTLS_STAT_PKTS_CUT, /* passed, but payload cut at the per-direction cap */
+	PGTLS_STAT_PKTS_IGNORED, /* not IP/TCP, or no monitored port: not ours */
+	PGTLS_STAT_FLOWS_CREATED,
+	PGTLS_STAT_MAX,
+};
+
+/* Per-CPU counters (drops_pcpu): packets of (possibly) monitored flows NOT passed whole. */
+enum pgtls_drop_reason {
+	PGTLS_DROP_CAP_REACHED = 0, /* handshake flow, per-direction payload cap already used */
+	PGTLS_DROP_MAP_FULL, /* flow map insert failed; the packet is passed (fail open) */
+	PGTLS_DROP_TRUNCATED_HEADER, /* IPv4/IPv6/TCP header shorter than it says or unreadable */
+	PGTLS_DROP_IPV6_EXT_LIMIT, /* too many IPv6 extension headers to find TCP */
+	PGTLS_DROP_FRAGMENT, /* non-first IP fragment: no TCP header to classify */
+	PGTLS_DROP_MAX,
+};
+
+#ifndef __cplusplus /* C++ re-checks in capture/bpf_abi.h with static_assert */
+_Static_assert(sizeof(struct pgtls_flow_key) == 36, "pgtls_flow_key ABI size");
+_Static_assert(sizeof(struct pgtls_flow_value) == 48, "pgtls_flow_value ABI size");
+_Static_assert(__builtin_offsetof(struct pgtls_flow_value, passed_payload) == 8, "ABI offset");
+_Static_assert(PGTLS_STAT_MAX == 9, "stats_pcpu size");
+_Static_assert(PGTLS_DROP_MAX == 5, "drops_pcpu size");
+#endif

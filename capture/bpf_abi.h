@@ -1,0 +1,55 @@
+// capture/bpf_abi.h: the C++ half of bpf/pgtls_abi.h. The shared header is included inside
+// namespace pgtlsmon::capture::abi and its layout re-checked here, so the kernel and user space
+// cannot drift apart silently (the C side has matching _Static_asserts).
+#pragma once
+
+#include <linux/types.h>
+
+#include <cstddef>
+#include <string_view>
+#include <type_traits>
+
+namespace pgtlsmon::capture::abi {
+#include "bpf/pgtls_abi.h"  // NOLINT(bugprone-suspicious-include): the ABI, wrapped in a namespace
+
+static_assert(std::is_trivially_copyable_v<pgtls_flow_key>);
+static_assert(std::is_trivially_copyable_v<pgtls_flow_value>);
+static_assert(sizeof(pgtls_flow_key) == 36);
+static_assert(offsetof(pgtls_flow_key, addr_hi) == 16);
+static_assert(offsetof(pgtls_flow_key, port_lo) == 32);
+static_assert(offsetof(pgtls_flow_key, port_hi) == 34);
+static_assert(sizeof(pgtls_flow_value) == 48);
+static_assert(offsetof(pgtls_flow_value, passed_payload) == 8);
+static_assert(offsetof(pgtls_flow_value, capped_packets) == 24);
+static_assert(offsetof(pgtls_flow_value, skipped_packets) == 32);
+static_assert(offsetof(pgtls_flow_value, skipped_bytes) == 40);
+static_assert(PGTLS_STAT_MAX == 9);
+static_assert(PGTLS_DROP_MAX == 5);
+
+inline constexpr size_t kNumStats = PGTLS_STAT_MAX;
+inline constexpr size_t kNumDropReasons = PGTLS_DROP_MAX;
+
+// The `reason` label of pgtlsmon_capture_drops_total for each kernel drop reason.
+constexpr std::string_view ToString(pgtls_drop_reason r) {
+  switch (r) {
+    case PGTLS_DROP_CAP_REACHED:
+      return "cap_reached";
+    case PGTLS_DROP_MAP_FULL:
+      return "flow_map_full";
+    case PGTLS_DROP_TRUNCATED_HEADER:
+      return "truncated_header";
+    case PGTLS_DROP_IPV6_EXT_LIMIT:
+      return "ipv6_ext_limit";
+    case PGTLS_DROP_FRAGMENT:
+      return "ip_fragment";
+    case PGTLS_DROP_MAX:
+      break;
+  }
+  return "unknown";
+}
+
+constexpr std::string_view ToString(pgtls_flow_state s) {
+  return s == PGTLS_FLOW_DONE ? "done" : "handshake";
+}
+
+}  // namespace pgtlsmon::capture::abi

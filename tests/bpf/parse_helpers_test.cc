@@ -1,0 +1,181 @@
+// tests/bpf/parse_helpers_test.cc: the kernel program's classification logic (bpf/parse_helpers.h)
+// compiled in user space. Needs no privileges.
+#include "tests/bpf/bpf_stubs.h"  // before parse_helpers.h
+// clang-format off
+#include "bpf/parse_helpers.h"
+// clang-format on
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "tests/testing/packet_builder.h"
+
+namespace {
+
+using pgtlsmon::testing::TcpFrame;
+
+constexpr uint32_t kCap = 1000;
+constexpr uint32_t kHdr = 54;
+
+TEST(ParseHelpers, Ipv4Header) {
+  const auto f = TcpFrame{}.Ipv4({192, 168, 1, 2}, {10, 0, 0, 9}).Ipv4Options(8).Payload(10).Build();
+  pgtls_l3 l3{};
+  ASSERT_EQ(pgtls_parse_ipv4(f.data() + 14, &l3), PGTLS_PARSE_OK);
+  EXPECT_EQ(l3.hdr_len, 28u);
+  EXPECT_EQ(l3.l3_len, 28u + 20u + 10u);
+  EXPECT_EQ(l3.is_v6, 0);
+  const uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 168, 1, 2};
+  EXPECT_EQ(std::memcmp(l3.saddr, mapped, 16), 0);
+}
+
+TEST(ParseHelpers, Ipv4RejectsBadVersionIhlAndLength) {
+  auto f = TcpFrame{}.Build();
+  pgtls_l3 l3{};
+  auto g = f;
+  g[14] = 0x65;  // version 6 in an IPv4 frame
+  EXPECT_EQ(pgtls_parse_ipv4(g.data() + 14, &l3), PGTLS_PARSE_TRUNCATED);
+  g = f;
+  g[14] = 0x44;  // IHL 16 bytes
+  EXPECT_EQ(pgtls_parse_ipv4(g.data() + 14, &l3), PGTLS_PARSE_TRUNCATED);
+  g = TcpFrame{}.IpLengthOverride(19).Build();
+  EXPECT_EQ(pgtls_parse_ipv4(g.data() + 14, &l3), PGTLS_PARSE_TRUNCATED);
+  g = TcpFrame{}.IpLengthOverride(0).Build();  // TSO super-packet: length unknown, fine
+  EXPECT_EQ(pgtls_parse_ipv4(g.data() + 14, &l3), PGTLS_PARSE_OK);
+  EXPECT_EQ(l3.l3_len, 0u);
+}
+
+TEST(ParseHelpers, Ipv4FragmentAndNonTcp) {
+  pgtls_l3 l3{};
+  auto f = TcpFrame{}.Ipv4FragOffset(10).Build();
+  EXPECT_EQ(pgtls_parse_ipv4(f.data() + 14, &l3), PGTLS_PARSE_FRAGMENT);
+  f = TcpFrame{}.Build();
+  f[14 + 9] = 17;  // UDP
+  EXPECT_EQ(pgtls_parse_ipv4(f.data() + 14, &l3), PGTLS_PARSE_NOT_OURS);
+}
+
+TEST(ParseHelpers, Ipv6HeaderAndExtensions) {
+  const auto f = TcpFrame{}
+                     .Ipv6({0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7},
+                           {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8})
+                     .Ipv6Ext(0, 16)   // hop-by-hop
+                     .Ipv6Ext(44, 8)   // first fragment
+                     .Ipv6Ext(60, 8)   // destination options
+                     .Payload(5)
+                     .Build();
+  pgtls_l3 l3{};
+  ASSERT_EQ(pgtls_parse_ipv6(f.data() + 14, &l3), PGTLS_PARSE_OK);
+  EXPECT_EQ(l3.l3_len, 40u + 32u + 20u + 5u);
+  EXPECT_EQ(l3.saddr[15], 7);
+  size_t off = 14 + 40;
+  std::vector<uint8_t> seen;
+  for (int i = 0; i < PGTLS_MAX_IPV6_EXT && pgtls_ipv6_is_ext(l3.proto); ++i) {
+    __u32 len = 0;
+    __u8 next = 0;
+    ASSERT_EQ(pgtls_ipv6_ext(l3.proto, f.data() + off, &len, &next), PGTLS_PARSE_OK);
+    seen.push_back(l3.proto);
+    l3.proto = next;
+    off += len;
+  }
+  EXPECT_EQ(seen, (std::vector<uint8_t>{0, 44, 60}));
+  EXPECT_EQ(l3.proto, PGTLS_IPPROTO_TCP);
+  EXPECT_EQ(off, 14u + 40u + 32u);
+}
+
+TEST(ParseHelpers, Ipv6NonFirstFragment) {
+  const auto f = TcpFrame{}.Ipv6({}, {}).Ipv6Ext(44, 8, 3).Build();
+  __u32 len = 0;
+  __u8 next = 0;
+  EXPECT_EQ(pgtls_ipv6_ext(44, f.data() + 14 + 40, &len, &next), PGTLS_PARSE_FRAGMENT);
+}
+
+TEST(ParseHelpers, Tcp) {
+  const auto f = TcpFrame{}.Ports(40001, 6432).Flags(0x12).TcpOptions(12).Build();
+  pgtls_l4 l4{};
+  ASSERT_EQ(pgtls_parse_tcp(f.data() + 34, &l4), PGTLS_PARSE_OK);
+  EXPECT_EQ(l4.sport, 40001);
+  EXPECT_EQ(l4.dport, 6432);
+  EXPECT_EQ(l4.hdr_len, 32u);
+  EXPECT_EQ(l4.flags, 0x12);
+  auto g = f;
+  g[34 + 12] = 0x40;  // data offset 16 bytes
+  EXPECT_EQ(pgtls_parse_tcp(g.data() + 34, &l4), PGTLS_PARSE_TRUNCATED);
+}
+
+TEST(ParseHelpers, PortFilter) {
+  volatile __u16 ports[PGTLS_MAX_PORTS] = {5432, 6432};
+  EXPECT_TRUE(pgtls_port_monitored(ports, 2, 0, 40000, 5432));
+  EXPECT_TRUE(pgtls_port_monitored(ports, 2, 0, 6432, 40000));
+  EXPECT_FALSE(pgtls_port_monitored(ports, 2, 0, 40000, 80));
+  EXPECT_FALSE(pgtls_port_monitored(ports, 1, 0, 40000, 6432));  // only the first is active
+  EXPECT_TRUE(pgtls_port_monitored(ports, 0, 1, 40000, 80));     // any port
+  EXPECT_FALSE(pgtls_port_monitored(ports, 2, 0, 0, 0));         // unused slots are 0
+}
+
+TEST(ParseHelpers, FlowKeyIsTheSameForBothDirections) {
+  pgtls_l3 a{};
+  pgtls_l4 pa{};
+  a.saddr[15] = 9;  // ::9 -> ::1
+  a.daddr[15] = 1;
+  pa.sport = 40000;
+  pa.dport = 5432;
+  pgtls_l3 b = a;
+  pgtls_l4 pb = pa;
+  std::swap(b.saddr, b.daddr);
+  std::swap(pb.sport, pb.dport);
+  pgtls_flow_key ka{};
+  pgtls_flow_key kb{};
+  EXPECT_EQ(pgtls_flow_key_init(&ka, &a, &pa), static_cast<__u32>(PGTLS_DIR_HI_TO_LO));
+  EXPECT_EQ(pgtls_flow_key_init(&kb, &b, &pb), static_cast<__u32>(PGTLS_DIR_LO_TO_HI));
+  EXPECT_EQ(std::memcmp(&ka, &kb, sizeof(ka)), 0);
+  EXPECT_EQ(ka.addr_lo[15], 1);
+  EXPECT_EQ(ka.port_lo, 5432);
+  // Same address both sides (loopback): the port decides.
+  a.daddr[15] = 9;
+  EXPECT_EQ(pgtls_flow_key_init(&ka, &a, &pa), static_cast<__u32>(PGTLS_DIR_HI_TO_LO));
+  EXPECT_EQ(ka.port_lo, 5432);
+}
+
+struct DecideCase {
+  const char* name;
+  __u32 state;
+  __u64 passed;
+  __u8 flags;
+  __u32 payload;
+  __u32 want_action;
+  __u32 want_snap;
+  __u32 want_taken;
+  __u32 want_cut;
+};
+
+TEST(ParseHelpers, Decide) {
+  const DecideCase cases[] = {
+      {"syn", PGTLS_FLOW_HANDSHAKE, 0, 0x02, 0, PGTLS_ACT_PASS, kHdr, 0, 0},
+      {"pure ack", PGTLS_FLOW_HANDSHAKE, 0, 0x10, 0, PGTLS_ACT_PASS, kHdr, 0, 0},
+      {"data under cap", PGTLS_FLOW_HANDSHAKE, 100, 0x18, 200, PGTLS_ACT_PASS, kHdr + 200, 200, 0},
+      {"data reaching cap", PGTLS_FLOW_HANDSHAKE, 800, 0x18, 200, PGTLS_ACT_PASS, kHdr + 200,
+       200, 0},
+      {"data crossing cap", PGTLS_FLOW_HANDSHAKE, 900, 0x18, 200, PGTLS_ACT_PASS, kHdr + 100,
+       100, 1},
+      {"data beyond cap", PGTLS_FLOW_HANDSHAKE, 1000, 0x18, 1, PGTLS_ACT_CAP_DROP, 0, 0, 0},
+      {"ack beyond cap", PGTLS_FLOW_HANDSHAKE, 1000, 0x10, 0, PGTLS_ACT_PASS, kHdr, 0, 0},
+      {"fin+data beyond cap", PGTLS_FLOW_HANDSHAKE, 5000, 0x11, 10, PGTLS_ACT_PASS, kHdr, 0, 1},
+      {"done data", PGTLS_FLOW_DONE, 0, 0x18, 500, PGTLS_ACT_SKIP, 0, 0, 0},
+      {"done ack", PGTLS_FLOW_DONE, 0, 0x10, 0, PGTLS_ACT_SKIP, 0, 0, 0},
+      {"done fin", PGTLS_FLOW_DONE, 0, 0x11, 30, PGTLS_ACT_PASS, kHdr, 0, 0},
+      {"done rst", PGTLS_FLOW_DONE, 0, 0x04, 0, PGTLS_ACT_PASS, kHdr, 0, 0},
+      {"done syn", PGTLS_FLOW_DONE, 0, 0x02, 0, PGTLS_ACT_PASS, kHdr, 0, 0},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    pgtls_verdict v{};
+    pgtls_decide(c.state, c.passed, c.flags, kHdr, c.payload, kCap, &v);
+    EXPECT_EQ(v.action, c.want_action);
+    EXPECT_EQ(v.snap, c.want_snap);
+    EXPECT_EQ(v.payload_taken, c.want_taken);
+    EXPECT_EQ(v.cut, c.want_cut);
+  }
+}
+
+}  // namespace
