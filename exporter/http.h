@@ -1,17 +1,18 @@
 // exporter/http.h: the live daemon's HTTP endpoint: /metrics and /healthz.
 //
-// Built on civetweb (the server prometheus-cpp's Exposer wraps, same shared library). We drive
-// CivetServer directly because prometheus-cpp 1.0's Exposer cannot register a non-metrics
-// handler, and /healthz must answer 503 when unhealthy.
+// A deliberately small HTTP/1.x server on plain sockets (GET/HEAD, one request per connection,
+// bounded request size and time), run by one thread. Why not prometheus::Exposer/civetweb:
+// prometheus-cpp 1.0's Exposer cannot register a non-metrics handler (/healthz must be able to
+// answer 503), and Debian's civetweb is built without IPv6, while `--listen [::1]:9433` must
+// work. Scrapes are rare and cheap, so serving them one at a time is enough.
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
-
-class CivetServer;
 
 namespace prometheus {
 class Collectable;
@@ -24,26 +25,31 @@ class HttpServer {
   // Starts serving on `listen_addr`, "IP:PORT" or "[IPv6]:PORT" (numeric; port 0 picks a free
   // one, see port()). GET /metrics collects `metrics` (e.g. Metrics::collectable(), or a
   // prometheus::Registry) in Prometheus text format 0.0.4; GET /healthz answers 200 "ok" when
-  // healthy() returns true, else 503. Both callbacks run on the server's worker threads (two),
-  // possibly concurrently: they must be thread-safe. Returns InvalidArgument for a malformed
-  // address and Unavailable when the address cannot be bound (e.g. already in use).
+  // healthy() returns true (or is empty), else 503. Both callbacks run on the server's thread:
+  // they must be thread-safe with respect to the rest of the program. Returns InvalidArgument
+  // for a malformed address and Unavailable when it cannot be bound (in use, not local, ...).
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
       const std::string& listen_addr, std::shared_ptr<prometheus::Collectable> metrics,
       std::function<bool()> healthy);
 
-  ~HttpServer();  // stops the server and joins its threads
+  ~HttpServer();  // stops serving (a request in progress is finished or times out) and joins
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
   int port() const { return port_; }  // the bound port
 
  private:
-  struct Handlers;
   HttpServer() = default;
+  void Run();
+  void Serve(int conn);
+  std::string Respond(const std::string& request, bool* head) const;
 
-  std::unique_ptr<Handlers> handlers_;  // outlives server_ (destroyed after it)
-  std::unique_ptr<CivetServer> server_;
+  std::shared_ptr<prometheus::Collectable> metrics_;
+  std::function<bool()> healthy_;
+  int listen_fd_ = -1;
+  int stop_fd_ = -1;  // eventfd: written once to stop Run()
   int port_ = 0;
+  std::thread thread_;
 };
 
 }  // namespace pgtlsmon::exporter
