@@ -53,7 +53,8 @@ struct pgtls_l3 {
 	__u8 saddr[16]; /* IPv4-mapped for IPv4 */
 	__u8 daddr[16];
 	__u32 hdr_len; /* IP header incl. IPv4 options / IPv6 extension headers */
-	__u32 l3_len; /* IPv4 total length, or 40 + IPv6 payload length; 0 = unknown (TSO/BIG TCP) */
+	/* IPv4 total length, or 40 + IPv6 payload length; 0 = unknown (TSO/BIG TCP) */
+	__u32 l3_len;
 	__u8 proto; /* the L4 protocol (after IPv6 extension headers) */
 	__u8 is_v6;
 	__u8 pad[2];

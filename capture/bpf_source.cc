@@ -188,8 +188,7 @@ struct BpfSource::Impl {
     return At<tpacket_block_desc>(ring->bytes(), size_t{i} * block_bytes);
   }
   void Release() {
-    __atomic_store_n(&Block(cur_block)->hdr.bh1.block_status, TP_STATUS_KERNEL,
-                     __ATOMIC_RELEASE);
+    __atomic_store_n(&Block(cur_block)->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
     cur_block = (cur_block + 1) % block_nr;
     holding = false;
   }
@@ -200,9 +199,9 @@ BpfSource::~BpfSource() = default;  // socket closed before the skeleton: Impl m
 
 absl::StatusOr<std::unique_ptr<BpfSource>> BpfSource::Create(const BpfConfig& cfg) {
   if (cfg.ports.size() > PGTLS_MAX_PORTS) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("eBPF capture: at most ", PGTLS_MAX_PORTS, " ports (got ", cfg.ports.size(),
-                     "); use --ports any"));
+    return absl::InvalidArgumentError(absl::StrCat("eBPF capture: at most ", PGTLS_MAX_PORTS,
+                                                   " ports (got ", cfg.ports.size(),
+                                                   "); use --ports any"));
   }
   if (cfg.ports.empty() && !cfg.any_port) {
     return absl::InvalidArgumentError("eBPF capture: no ports to monitor");

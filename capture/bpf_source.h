@@ -34,10 +34,10 @@
 namespace pgtlsmon::capture {
 
 struct BpfConfig {
-  std::string interface = "any";       // an interface name, or "any" (all, lo included)
+  std::string interface = "any";         // an interface name, or "any" (all, lo included)
   std::vector<uint16_t> ports = {5432};  // at most PGTLS_MAX_PORTS (8)
-  bool any_port = false;               // every TCP connection (classification by content)
-  uint32_t per_dir_cap = PGTLS_DEFAULT_PER_DIR_CAP;  // payload bytes per direction, handshake
+  bool any_port = false;                 // every TCP connection (classification by content)
+  uint32_t per_dir_cap = PGTLS_DEFAULT_PER_DIR_CAP;    // payload bytes per direction, handshake
   uint32_t flow_entries = PGTLS_DEFAULT_FLOW_ENTRIES;  // LRU flow map size
   size_t ring_bytes = size_t{8} << 20;  // TPACKET_V3 ring; rounded to whole blocks, >= 2 blocks
   uint32_t block_timeout_ms = 10;       // a partly filled block is handed over after this
@@ -47,8 +47,8 @@ struct BpfConfig {
 struct BpfStats {
   uint64_t packets_seen = 0;  // TCP packets on a monitored port (skb->len for bytes)
   uint64_t bytes_seen = 0;
-  uint64_t packets_passed = 0;  // handed to the ring by the program
-  uint64_t bytes_passed = 0;    // snap lengths asked for
+  uint64_t packets_passed = 0;   // handed to the ring by the program
+  uint64_t bytes_passed = 0;     // snap lengths asked for
   uint64_t packets_skipped = 0;  // flows marked done: counted, not copied
   uint64_t bytes_skipped = 0;
   uint64_t packets_cut = 0;      // passed with the payload cut at the per-direction cap

@@ -51,9 +51,9 @@ struct Step {
 struct Case {
   std::string name;
   std::vector<Step> steps;
-  std::map<abi::pgtls_stat, uint64_t> want_stats;           // only the listed ones
+  std::map<abi::pgtls_stat, uint64_t> want_stats;         // only the listed ones
   std::map<abi::pgtls_drop_reason, uint64_t> want_drops;  // all others must be 0
-  std::optional<uint32_t> want_state;                       // kFlow's entry; nullopt: absent
+  std::optional<uint32_t> want_state;                     // kFlow's entry; nullopt: absent
   uint64_t want_passed_c2s = 0;
   uint64_t want_skipped = 0;
 };
@@ -94,7 +94,8 @@ std::vector<Case> Cases() {
   std::vector<Case> cs;
   cs.push_back({"syn passed whole, flow created",
                 {{syn.Build(), Len(syn)}, {synack.Build(), Len(synack)}},
-                {{S::PGTLS_STAT_PKTS_SEEN, 2}, {S::PGTLS_STAT_PKTS_PASSED, 2},
+                {{S::PGTLS_STAT_PKTS_SEEN, 2},
+                 {S::PGTLS_STAT_PKTS_PASSED, 2},
                  {S::PGTLS_STAT_FLOWS_CREATED, 1},
                  {S::PGTLS_STAT_BYTES_PASSED, Len(syn) + Len(synack)}},
                 {},
@@ -105,20 +106,21 @@ std::vector<Case> Cases() {
                 {},
                 abi::PGTLS_FLOW_HANDSHAKE,
                 100});
-  cs.push_back({"payload beyond the per-direction cap cut, then dropped and counted",
-                {{data600.Build(), Len(data600)},
-                 {data600.Build(), Hdr(data600) + 400},  // cut at the cap
-                 {data100.Build(), 0},                    // cap reached
-                 {ack.Build(), Len(ack)},                 // pure ACK still passed
-                 {srv600.Build(), Len(srv600)}},          // other direction has its own cap
-                {{S::PGTLS_STAT_PKTS_SEEN, 5}, {S::PGTLS_STAT_PKTS_PASSED, 4},
-                 {S::PGTLS_STAT_PKTS_CUT, 1}},
-                {{D::PGTLS_DROP_CAP_REACHED, 1}},
-                abi::PGTLS_FLOW_HANDSHAKE,
-                kCap});
+  cs.push_back(
+      {"payload beyond the per-direction cap cut, then dropped and counted",
+       {{data600.Build(), Len(data600)},
+        {data600.Build(), Hdr(data600) + 400},  // cut at the cap
+        {data100.Build(), 0},                   // cap reached
+        {ack.Build(), Len(ack)},                // pure ACK still passed
+        {srv600.Build(), Len(srv600)}},         // other direction has its own cap
+       {{S::PGTLS_STAT_PKTS_SEEN, 5}, {S::PGTLS_STAT_PKTS_PASSED, 4}, {S::PGTLS_STAT_PKTS_CUT, 1}},
+       {{D::PGTLS_DROP_CAP_REACHED, 1}},
+       abi::PGTLS_FLOW_HANDSHAKE,
+       kCap});
   cs.push_back({"non-monitored port ignored",
                 {{C2S().Ports(40000, 80).Payload(10).Build(), 0}},
-                {{S::PGTLS_STAT_PKTS_SEEN, 0}, {S::PGTLS_STAT_PKTS_IGNORED, 1},
+                {{S::PGTLS_STAT_PKTS_SEEN, 0},
+                 {S::PGTLS_STAT_PKTS_IGNORED, 1},
                  {S::PGTLS_STAT_FLOWS_CREATED, 0}},
                 {},
                 std::nullopt});
@@ -127,12 +129,12 @@ std::vector<Case> Cases() {
                 {{S::PGTLS_STAT_PKTS_PASSED, 1}},
                 {},
                 std::nullopt});
-  cs.push_back({"udp and arp ignored",
-                {{WithIpProto(data100.Build(), 17), 0},
-                 {WithEthertype(data100.Build(), 0x0806), 0}},
-                {{S::PGTLS_STAT_PKTS_IGNORED, 2}, {S::PGTLS_STAT_PKTS_SEEN, 0}},
-                {},
-                std::nullopt});
+  cs.push_back(
+      {"udp and arp ignored",
+       {{WithIpProto(data100.Build(), 17), 0}, {WithEthertype(data100.Build(), 0x0806), 0}},
+       {{S::PGTLS_STAT_PKTS_IGNORED, 2}, {S::PGTLS_STAT_PKTS_SEEN, 0}},
+       {},
+       std::nullopt});
   cs.push_back({"truncated ipv4, tcp, ipv6 headers dropped and counted",
                 // BPF_PROG_TEST_RUN rejects untagged IPv4/IPv6 frames shorter than the IP
                 // header (EINVAL), so cut IP headers are tested behind a VLAN tag.
@@ -151,8 +153,7 @@ std::vector<Case> Cases() {
                 {},
                 abi::PGTLS_FLOW_HANDSHAKE});
   cs.push_back({"ipv4 and tcp options",
-                {{C2S().Ipv4Options(8).TcpOptions(12).Payload(20).Build(),
-                  14 + 28 + 32 + 20}},
+                {{C2S().Ipv4Options(8).TcpOptions(12).Payload(20).Build(), 14 + 28 + 32 + 20}},
                 {{S::PGTLS_STAT_PKTS_PASSED, 1}},
                 {},
                 abi::PGTLS_FLOW_HANDSHAKE,
@@ -163,30 +164,34 @@ std::vector<Case> Cases() {
                 {{S::PGTLS_STAT_PKTS_PASSED, 2}, {S::PGTLS_STAT_FLOWS_CREATED, 1}},
                 {},
                 std::nullopt});
-  cs.push_back({"ipv6 extension headers walked",
-                {{v6().Ipv6Ext(0, 8).Ipv6Ext(43, 24).Ipv6Ext(44, 8).Ipv6Ext(60, 16).Payload(7)
-                      .Build(),
-                  14 + 40 + 56 + 20 + 7}},
-                {{S::PGTLS_STAT_PKTS_PASSED, 1}},
-                {},
-                std::nullopt});
+  cs.push_back(
+      {"ipv6 extension headers walked",
+       {{v6().Ipv6Ext(0, 8).Ipv6Ext(43, 24).Ipv6Ext(44, 8).Ipv6Ext(60, 16).Payload(7).Build(),
+         14 + 40 + 56 + 20 + 7}},
+       {{S::PGTLS_STAT_PKTS_PASSED, 1}},
+       {},
+       std::nullopt});
   cs.push_back({"too many ipv6 extension headers",
-                {{v6().Ipv6Ext(0).Ipv6Ext(60).Ipv6Ext(60).Ipv6Ext(60).Ipv6Ext(60).Ipv6Ext(60)
-                      .Ipv6Ext(60).Build(),
+                {{v6().Ipv6Ext(0)
+                      .Ipv6Ext(60)
+                      .Ipv6Ext(60)
+                      .Ipv6Ext(60)
+                      .Ipv6Ext(60)
+                      .Ipv6Ext(60)
+                      .Ipv6Ext(60)
+                      .Build(),
                   0}},
                 {},
                 {{D::PGTLS_DROP_IPV6_EXT_LIMIT, 1}},
                 std::nullopt});
   cs.push_back({"non-first fragments dropped and counted",
-                {{v6().Ipv6Ext(44, 8, 100).Build(), 0},
-                 {C2S().Ipv4FragOffset(100).Build(), 0}},
+                {{v6().Ipv6Ext(44, 8, 100).Build(), 0}, {C2S().Ipv4FragOffset(100).Build(), 0}},
                 {},
                 {{D::PGTLS_DROP_FRAGMENT, 2}},
                 std::nullopt});
   cs.push_back({"vlan and q-in-q tags",
                 {{C2S().Vlan(100).Payload(10).Build(), 14 + 4 + 40 + 10},
-                 {C2S().Vlan(100, t::kEth8021AD).Vlan(200).Payload(10).Build(),
-                  14 + 8 + 40 + 10},
+                 {C2S().Vlan(100, t::kEth8021AD).Vlan(200).Payload(10).Build(), 14 + 8 + 40 + 10},
                  {C2S().Vlan(1).Vlan(2).Vlan(3).Payload(10).Build(), 0}},  // 3 tags: not parsed
                 {{S::PGTLS_STAT_PKTS_PASSED, 2}, {S::PGTLS_STAT_PKTS_IGNORED, 1}},
                 {},
@@ -200,7 +205,8 @@ std::vector<Case> Cases() {
                  {ack.Build(), 0},
                  {fin_data.Build(), Hdr(fin_data)},
                  {rst.Build(), Hdr(rst)}},
-                {{S::PGTLS_STAT_PKTS_SEEN, 7}, {S::PGTLS_STAT_PKTS_PASSED, 4},
+                {{S::PGTLS_STAT_PKTS_SEEN, 7},
+                 {S::PGTLS_STAT_PKTS_PASSED, 4},
                  {S::PGTLS_STAT_PKTS_SKIPPED, 3},
                  {S::PGTLS_STAT_BYTES_SKIPPED, Len(data600) + Len(srv600) + Len(ack) - 3 * 14}},
                 {},
@@ -320,5 +326,33 @@ INSTANTIATE_TEST_SUITE_P(Table, BpfProgTest, ::testing::ValuesIn(Cases()),
                            }
                            return n;
                          });
+
+}  // namespace
+
+namespace {
+
+// Not a pass/fail check: prints the program's cost per packet (BPF_PROG_TEST_RUN repeat) for the
+// three common paths, as a reference for docs/BENCHMARKS.md.
+TEST_F(BpfProgTest, CostPerPacket) {
+  const auto measure = [&](const std::vector<uint8_t>& frame) {
+    bpf_test_run_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.data_in = frame.data();
+    opts.data_size_in = static_cast<uint32_t>(frame.size());
+    opts.repeat = 200000;
+    EXPECT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.pgtls_capture), &opts), 0);
+    return opts.duration;  // average ns per run
+  };
+  const auto other = C2S().Ports(40000, 443).Payload(1400).Build();
+  const auto hs = C2S().Flags(t::kTcpAck).Build();  // pure ACK: passes, never reaches the cap
+  const auto data = C2S().Flags(t::kTcpAck | t::kTcpPsh).Payload(1400).Build();
+  const uint32_t ns_other = measure(other);
+  const uint32_t ns_hs = measure(hs);
+  MarkDone(kFlow);
+  const uint32_t ns_done = measure(data);
+  std::printf("ns/packet: other port %u, handshake flow %u, done flow %u\n", ns_other, ns_hs,
+              ns_done);
+  EXPECT_GT(Sum(skel_->maps.stats_pcpu, abi::PGTLS_STAT_PKTS_SKIPPED), 0u);
+}
 
 }  // namespace

@@ -182,9 +182,8 @@ TEST_F(BpfSourceLiveTest, HandshakeBytesThenOnlyFinAfterMarkDone) {
   EXPECT_EQ(c2s, 3008u) << "each byte exactly once (lo's outgoing copy is filtered)";
   EXPECT_EQ(s2c, 4001u);
 
-  const FlowTuple flow =
-      FlowTuple::From(std::vector<uint8_t>{127, 0, 0, 1}, cport,
-                      std::vector<uint8_t>{127, 0, 0, 1}, port_);
+  const FlowTuple flow = FlowTuple::From(std::vector<uint8_t>{127, 0, 0, 1}, cport,
+                                         std::vector<uint8_t>{127, 0, 0, 1}, port_);
   ASSERT_TRUE(src->MarkDone(flow).ok());
   auto v = src->LookupFlow(flow);
   ASSERT_TRUE(v.ok()) << v.status();

@@ -20,7 +20,8 @@ constexpr uint32_t kCap = 1000;
 constexpr uint32_t kHdr = 54;
 
 TEST(ParseHelpers, Ipv4Header) {
-  const auto f = TcpFrame{}.Ipv4({192, 168, 1, 2}, {10, 0, 0, 9}).Ipv4Options(8).Payload(10).Build();
+  const auto f =
+      TcpFrame{}.Ipv4({192, 168, 1, 2}, {10, 0, 0, 9}).Ipv4Options(8).Payload(10).Build();
   pgtls_l3 l3{};
   ASSERT_EQ(pgtls_parse_ipv4(f.data() + 14, &l3), PGTLS_PARSE_OK);
   EXPECT_EQ(l3.hdr_len, 28u);
@@ -59,9 +60,9 @@ TEST(ParseHelpers, Ipv6HeaderAndExtensions) {
   const auto f = TcpFrame{}
                      .Ipv6({0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7},
                            {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8})
-                     .Ipv6Ext(0, 16)   // hop-by-hop
-                     .Ipv6Ext(44, 8)   // first fragment
-                     .Ipv6Ext(60, 8)   // destination options
+                     .Ipv6Ext(0, 16)  // hop-by-hop
+                     .Ipv6Ext(44, 8)  // first fragment
+                     .Ipv6Ext(60, 8)  // destination options
                      .Payload(5)
                      .Build();
   pgtls_l3 l3{};
@@ -154,10 +155,10 @@ TEST(ParseHelpers, Decide) {
       {"syn", PGTLS_FLOW_HANDSHAKE, 0, 0x02, 0, PGTLS_ACT_PASS, kHdr, 0, 0},
       {"pure ack", PGTLS_FLOW_HANDSHAKE, 0, 0x10, 0, PGTLS_ACT_PASS, kHdr, 0, 0},
       {"data under cap", PGTLS_FLOW_HANDSHAKE, 100, 0x18, 200, PGTLS_ACT_PASS, kHdr + 200, 200, 0},
-      {"data reaching cap", PGTLS_FLOW_HANDSHAKE, 800, 0x18, 200, PGTLS_ACT_PASS, kHdr + 200,
-       200, 0},
-      {"data crossing cap", PGTLS_FLOW_HANDSHAKE, 900, 0x18, 200, PGTLS_ACT_PASS, kHdr + 100,
-       100, 1},
+      {"data reaching cap", PGTLS_FLOW_HANDSHAKE, 800, 0x18, 200, PGTLS_ACT_PASS, kHdr + 200, 200,
+       0},
+      {"data crossing cap", PGTLS_FLOW_HANDSHAKE, 900, 0x18, 200, PGTLS_ACT_PASS, kHdr + 100, 100,
+       1},
       {"data beyond cap", PGTLS_FLOW_HANDSHAKE, 1000, 0x18, 1, PGTLS_ACT_CAP_DROP, 0, 0, 0},
       {"ack beyond cap", PGTLS_FLOW_HANDSHAKE, 1000, 0x10, 0, PGTLS_ACT_PASS, kHdr, 0, 0},
       {"fin+data beyond cap", PGTLS_FLOW_HANDSHAKE, 5000, 0x11, 10, PGTLS_ACT_PASS, kHdr, 0, 1},

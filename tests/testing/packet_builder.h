@@ -124,11 +124,11 @@ class TcpFrame {
       f.push_back(static_cast<uint8_t>(0x40 | (ihl / 4)));
       f.push_back(0);
       Put16(f, has_ip_len_override_ ? ip_len_override_ : static_cast<uint16_t>(ihl + tcp_len));
-      Put16(f, 0x1234);      // identification
-      Put16(f, frag_off_);   // flags 0, fragment offset
-      f.push_back(64);       // TTL
-      f.push_back(6);        // TCP
-      Put16(f, 0);           // checksum, below
+      Put16(f, 0x1234);     // identification
+      Put16(f, frag_off_);  // flags 0, fragment offset
+      f.push_back(64);      // TTL
+      f.push_back(6);       // TCP
+      Put16(f, 0);          // checksum, below
       f.insert(f.end(), src4_.begin(), src4_.end());
       f.insert(f.end(), dst4_.begin(), dst4_.end());
       f.insert(f.end(), ip_opts_, uint8_t{1});  // NOP options
@@ -140,8 +140,7 @@ class TcpFrame {
       for (const auto& e : exts_) ext_len += e.len;
       Put16(f, 0x6000);
       Put16(f, 0);
-      Put16(f, has_ip_len_override_ ? ip_len_override_
-                                    : static_cast<uint16_t>(ext_len + tcp_len));
+      Put16(f, has_ip_len_override_ ? ip_len_override_ : static_cast<uint16_t>(ext_len + tcp_len));
       f.push_back(exts_.empty() ? uint8_t{6} : exts_[0].type);
       f.push_back(64);  // hop limit
       f.insert(f.end(), src6_.begin(), src6_.end());
