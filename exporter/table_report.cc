@@ -16,16 +16,15 @@ namespace {
 constexpr size_t kLineWidth = 120;
 constexpr uint32_t kNoVersion = 0x10000;
 
-// Column widths: TIME CLIENT SERVER OUTCOME VERSION LEG, then DETAILS (wrapped).
+// Column widths: TIME CLIENT SERVER OUTCOME VERSION LEG, then the cipher (at most 38 wide in
+// its short form); the other details follow on indented lines.
 constexpr size_t kTimeW = 19;
 constexpr size_t kClientW = 15;
 constexpr size_t kServerW = 21;
 constexpr size_t kOutcomeW = 11;
 constexpr size_t kVersionW = 7;
 constexpr size_t kLegacyW = 3;
-constexpr size_t kDetailsCol =
-    kTimeW + kClientW + kServerW + kOutcomeW + kVersionW + kLegacyW + 6;  // + separators
-constexpr size_t kDetailsW = kLineWidth - kDetailsCol;
+constexpr size_t kContinuationCol = kTimeW + 1;  // details lines start under CLIENT
 
 constexpr size_t kSummaryClientW = 39;  // the longest IPv6 address
 
@@ -34,6 +33,19 @@ size_t Width(std::string_view s) {
   size_t n = 0;
   for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
   return n;
+}
+
+// Cuts (terminal-safe) text to `width` code points, the last three being "...".
+std::string FitWidth(const std::string& s, size_t width) {
+  std::string out;
+  size_t n = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const bool starts_char = (static_cast<unsigned char>(s[i]) & 0xC0) != 0x80;
+    if (starts_char && ++n > width - 3) break;
+    out.push_back(s[i]);
+  }
+  out.append("...");
+  return out;
 }
 
 void Cell(std::string* line, std::string_view text, size_t width) {
@@ -70,7 +82,6 @@ std::string ShortCipher(uint16_t suite) {
 
 std::vector<std::string> DetailTokens(const parser::SessionRecord& r) {
   std::vector<std::string> tokens;
-  if (r.tls) tokens.push_back(ShortCipher(r.tls->cipher_suite));
   if (r.client_hello && r.client_hello->sni) {
     tokens.push_back(absl::StrCat("sni=", TerminalSafe(*r.client_hello->sni, 80)));
   }
@@ -132,7 +143,9 @@ std::string TableReport::Header() {
   Cell(&line, "OUTCOME", kOutcomeW);
   Cell(&line, "VERSION", kVersionW);
   Cell(&line, "LEG", kLegacyW);
-  line.append("CIPHER / SNI / USER / !FINDINGS\n");
+  line.append("CIPHER\n");
+  line.append(kContinuationCol, ' ');
+  line.append("sni=SNI user=USER db=DATABASE alert=FIRST_FATAL_ALERT !FINDING ...\n");
   return line;
 }
 
@@ -144,25 +157,27 @@ std::string TableReport::FormatRow(const parser::SessionRecord& r) {
   Cell(&line, parser::OutcomeName(r.outcome), kOutcomeW);
   Cell(&line, r.tls ? parser::VersionName(r.tls->version) : std::string("-"), kVersionW);
   Cell(&line, r.legacy ? "yes" : "-", kLegacyW);
+  if (r.tls) line.append(ShortCipher(r.tls->cipher_suite));
 
-  // Details wrap at token boundaries onto lines indented to the details column.
-  size_t col = Width(line);
-  bool first_on_line = true;
-  for (const std::string& token : DetailTokens(r)) {
+  // SNI, user, alert and findings go on continuation lines under the CLIENT column, wrapped
+  // at token boundaries.
+  size_t col = kLineWidth;  // forces a new line before the first token
+  for (std::string& token : DetailTokens(r)) {
+    if (Width(token) > kLineWidth - kContinuationCol) {
+      token = FitWidth(token, kLineWidth - kContinuationCol);
+    }
     const size_t w = Width(token);
-    if (!first_on_line && col + 1 + w > kLineWidth) {
+    if (col + 1 + w > kLineWidth) {
+      while (!line.empty() && line.back() == ' ') line.pop_back();
       line.push_back('\n');
-      line.append(kDetailsCol, ' ');
-      col = kDetailsCol;
-      first_on_line = true;
-    }
-    if (!first_on_line) {
+      line.append(kContinuationCol, ' ');
+      line.append(token);
+      col = kContinuationCol + w;
+    } else {
       line.push_back(' ');
-      ++col;
+      line.append(token);
+      col += 1 + w;
     }
-    line.append(token);
-    col += w;
-    first_on_line = false;
   }
   while (!line.empty() && line.back() == ' ') line.pop_back();
   line.push_back('\n');

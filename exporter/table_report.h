@@ -2,7 +2,9 @@
 //
 // One row per session as records arrive (streamed, so a long capture shows progress), then a
 // summary: sessions by outcome and by negotiated version, the legacy clients and the plaintext
-// clients. Lines fit in 120 columns; a row's details column wraps onto indented lines.
+// clients. Lines fit in 120 columns: a row is one line of columns (time, client IP, server,
+// outcome, version, legacy, cipher), then indented lines for SNI, user and database, the first
+// fatal alert and the findings (each prefixed "!") when there are any.
 // Strings from the wire (SNI, user names) are made terminal-safe. Not thread-safe.
 #pragma once
 
