@@ -30,7 +30,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-import yaml
+try:
+    import yaml
+except ImportError:  # Debian: python3-yaml
+    print("SKIP: PyYAML (python3-yaml) not installed")
+    sys.exit(77)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEPLOY = os.path.dirname(HERE)
