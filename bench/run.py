@@ -442,7 +442,7 @@ def measure(readers, exp, bench_dir, timeout, launcher, wait_idle=0.0, idle_thre
                     tail = f.read().strip()[-400:]
                 msg = f"exit {code}" + (f": {tail}" if tail else "")
                 if r.fatal:
-                    raise Fatal(f"{r.name} failed ({r.command()}): {msg}")
+                    raise Fatal(f"{r.name} failed ({r.command()}): {msg}\n  (stderr: {err})")
                 r.failure = msg
                 log(f"  {r.name}: FAILED ({msg.splitlines()[0]})")
                 continue
@@ -450,7 +450,8 @@ def measure(readers, exp, bench_dir, timeout, launcher, wait_idle=0.0, idle_thre
                 problem = r.check(out, exp)
                 if problem:
                     if r.fatal:
-                        raise Fatal(f"{r.name} gave a wrong answer ({r.command()}):\n  {problem}")
+                        raise Fatal(f"{r.name} gave a wrong answer ({r.command()}):\n  {problem}"
+                                    f"\n  (its records: {out})")
                     r.answer = "MISMATCH: " + problem
                 elif r.answer is None:
                     r.answer = "ok"
@@ -592,11 +593,12 @@ def tool_versions(readers):
         versions["ndpiReader"] = v.replace("Welcome to ", "") if v else None
     for r in readers:
         if r.name == "pgtlsmon" and not r.missing:
-            versions["pgtlsmon"] = first_line([r.argv[0], "--version"])
+            v = first_line([r.argv[0], "--version"])
+            versions["pgtlsmon"] = v.removeprefix("pgtlsmon ").strip() if v else None
     try:
         rev = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        versions["pgtlsmon source"] = rev.stdout.strip() or None
+        versions["source tree"] = rev.stdout.strip() or None
     except OSError:
         pass
     return {k: v for k, v in versions.items() if v}
