@@ -4,8 +4,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -155,6 +157,21 @@ TEST(ClientHelloTest, Ja3AndJa4) {
   EXPECT_EQ(Ja4Raw(ch), "t13d0308h2_002f,1301,c02f_000a,000b,000d,0015,0017,002b_0403,0804,0401");
   EXPECT_EQ(ch.ja4, "t13d0308h2_" + Sha256Hex("002f,1301,c02f").substr(0, 12) + "_" +
                         Sha256Hex("000a,000b,000d,0015,0017,002b_0403,0804,0401").substr(0, 12));
+}
+
+TEST(ClientHelloTest, GreaseSignatureAlgorithmIsDropped) {
+  // Chrome 152+ puts a GREASE value in signature_algorithms; FoxIO's JA4 spec ignores GREASE
+  // everywhere (FoxIO-LLC/ja4#305), so it must not reach the list or the JA4_c hash.
+  Bytes b = kClientHello;
+  const Bytes sigalgs = {0x00, 0x0d, 0x00, 0x08, 0x00, 0x06, 0x04, 0x03, 0x08, 0x04};
+  const auto at = std::search(b.begin(), b.end(), sigalgs.begin(), sigalgs.end());
+  ASSERT_NE(at, b.end());
+  at[8] = 0x1a;
+  at[9] = 0x1a;
+  ClientHelloInfo ch;
+  ASSERT_EQ(ParseClientHello(b, 0x0301, &ch), ParseResult::kOk);
+  EXPECT_THAT(ch.signature_algorithms, ElementsAre(0x0403, 0x0401));
+  EXPECT_EQ(Ja4Raw(ch), "t13d0308h2_002f,1301,c02f_000a,000b,000d,0015,0017,002b_0403,0401");
 }
 
 TEST(ClientHelloTest, DigestsAreEvpMd5AndSha256) {
@@ -612,6 +629,38 @@ TEST(CorpusHelloTest, TruncationSweepOfRealHellos) {
     }
   }
   EXPECT_EQ(swept, 12);
+}
+
+// A cheap stand-in for the fuzz target: deterministic byte mutations of real hello records go
+// through the record layer and the hello parsers; run under ASan/UBSan this finds overreads.
+TEST(CorpusHelloTest, MutatedHellosAreHandled) {
+  const auto corpus = LoadCorpus();
+  std::mt19937 rng(5432);
+  int parsed = 0;
+  for (const auto& c : corpus) {
+    for (int round = 0; round < 40; ++round) {
+      Bytes b = c.records;
+      const int flips = 1 + static_cast<int>(rng() % 4);
+      for (int i = 0; i < flips; ++i) {
+        b[rng() % b.size()] = static_cast<uint8_t>(rng());
+      }
+      FirstHelloSink sink(c.dir == 'c' ? kHandshakeClientHello : kHandshakeServerHello);
+      TlsRecordParser parser;
+      ParseStats stats;
+      const size_t used = parser.Feed(b, sink, &stats);
+      EXPECT_LE(used, b.size());
+      if (!sink.found) continue;
+      ClientHelloInfo ch;
+      ServerHelloInfo sh;
+      const ParseResult r =
+          sink.sslv2 ? ParseSslv2ClientHello(sink.message, &ch)
+          : c.dir == 'c' ? ParseClientHello(sink.message, sink.record_version, &ch)
+                         : ParseServerHello(sink.message, &sh);
+      EXPECT_TRUE(r == ParseResult::kOk || r == ParseResult::kMalformed);
+      parsed += r == ParseResult::kOk ? 1 : 0;
+    }
+  }
+  EXPECT_GT(parsed, 0);
 }
 
 }  // namespace
