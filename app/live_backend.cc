@@ -48,7 +48,7 @@ absl::StatusOr<std::unique_ptr<LiveBackend>> OpenLiveBackend(const WatchOptions&
   auto ebpf = OpenEbpf(opts);
   if (ebpf.ok() || opts.capture == "ebpf") return ebpf;
   *note = fmt::format("eBPF capture unavailable ({}); falling back to libpcap",
-                      ebpf.status().message());
+                      std::string(ebpf.status().message()));
   return OpenPcap(opts);
 }
 

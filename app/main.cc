@@ -26,10 +26,10 @@ bool ParsePorts(const std::string& text, parser::FlowTrackerConfig* cfg, std::st
     return true;
   }
   cfg->ports.clear();
-  for (std::string_view p : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+  for (absl::string_view p : absl::StrSplit(text, ',', absl::SkipEmpty())) {
     uint32_t port = 0;
     if (!absl::SimpleAtoi(p, &port) || port == 0 || port > 65535) {
-      *err = fmt::format("--ports: '{}' is not a port number (1-65535) or 'any'", p);
+      *err = fmt::format("--ports: '{}' is not a port number (1-65535) or 'any'", std::string(p));
       return false;
     }
     cfg->ports.push_back(static_cast<uint16_t>(port));

@@ -124,7 +124,7 @@ int RunReplay(const ReplayOptions& opts) {
   for (const std::string& path : opts.captures) {
     auto src = capture::OpenCaptureFile(path);
     if (!src.ok()) {
-      fmt::print(stderr, "pgtlsmon: {}\n", src.status().message());
+      fmt::print(stderr, "pgtlsmon: {}\n", std::string(src.status().message()));
       rc = 1;
       continue;
     }
@@ -134,7 +134,7 @@ int RunReplay(const ReplayOptions& opts) {
     while (true) {
       auto more = (*src)->Next(&pkt);
       if (!more.ok()) {
-        fmt::print(stderr, "pgtlsmon: {}\n", more.status().message());
+        fmt::print(stderr, "pgtlsmon: {}\n", std::string(more.status().message()));
         rc = 1;
         break;
       }
@@ -176,7 +176,7 @@ int RunReplay(const ReplayOptions& opts) {
       return ps;
     });
     if (auto st = metrics->WriteTextFile(opts.metrics_file); !st.ok()) {
-      fmt::print(stderr, "pgtlsmon: {}\n", st.message());
+      fmt::print(stderr, "pgtlsmon: {}\n", std::string(st.message()));
       rc = 1;
     }
   }
