@@ -49,21 +49,28 @@ int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
 std::optional<int64_t> UnixSeconds(const ASN1_TIME* t) {
   struct tm tm {};
   if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return std::nullopt;
-  const int64_t days = DaysFromCivil(int64_t{tm.tm_year} + 1900, int64_t{tm.tm_mon} + 1,
-                                     int64_t{tm.tm_mday});
+  const int64_t days =
+      DaysFromCivil(int64_t{tm.tm_year} + 1900, int64_t{tm.tm_mon} + 1, int64_t{tm.tm_mday});
   return days * 86400 + int64_t{tm.tm_hour} * 3600 + int64_t{tm.tm_min} * 60 + tm.tm_sec;
 }
 
 std::string KeyType(const EVP_PKEY* key) {
   const int id = EVP_PKEY_get_base_id(key);
   switch (id) {
-    case EVP_PKEY_RSA: return "RSA";
-    case EVP_PKEY_RSA_PSS: return "RSA-PSS";
-    case EVP_PKEY_EC: return "EC";
-    case EVP_PKEY_DSA: return "DSA";
-    case EVP_PKEY_ED25519: return "Ed25519";
-    case EVP_PKEY_ED448: return "Ed448";
-    default: break;
+    case EVP_PKEY_RSA:
+      return "RSA";
+    case EVP_PKEY_RSA_PSS:
+      return "RSA-PSS";
+    case EVP_PKEY_EC:
+      return "EC";
+    case EVP_PKEY_DSA:
+      return "DSA";
+    case EVP_PKEY_ED25519:
+      return "Ed25519";
+    case EVP_PKEY_ED448:
+      return "Ed448";
+    default:
+      break;
   }
   const char* sn = id != NID_undef ? OBJ_nid2sn(id) : nullptr;
   if (sn != nullptr) return sn;

@@ -12,7 +12,6 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
-
 #include "parser/byte_reader.h"
 #include "parser/events.h"
 

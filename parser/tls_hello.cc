@@ -40,8 +40,8 @@ std::string DecodeUtf8(std::span<const uint8_t> b) {
   size_t i = 0;
   while (i < b.size()) {
     const uint8_t c = b[i];
-    size_t n = 0;          // continuation bytes expected
-    uint8_t lo = 0x80;     // bounds of the first continuation byte (no overlongs/surrogates)
+    size_t n = 0;       // continuation bytes expected
+    uint8_t lo = 0x80;  // bounds of the first continuation byte (no overlongs/surrogates)
     uint8_t hi = 0xbf;
     if (c < 0x80) {
       out.push_back(static_cast<char>(c));
@@ -143,8 +143,10 @@ ParseResult ParseAlpnList(ByteReader r, std::vector<std::string>* names,
 
 ParseResult ParseClientExtension(uint16_t type, ByteReader body, ClientHelloInfo* out) {
   switch (type) {
-    case kExtServerName: return ParseSni(body, &out->sni);
-    case kExtSupportedGroups: return ReadU16List(body, 2, &out->groups);
+    case kExtServerName:
+      return ParseSni(body, &out->sni);
+    case kExtSupportedGroups:
+      return ReadU16List(body, 2, &out->groups);
     case kExtEcPointFormats: {
       auto len = body.U8();
       auto list = len ? body.Bytes(*len) : std::nullopt;
@@ -152,10 +154,14 @@ ParseResult ParseClientExtension(uint16_t type, ByteReader body, ClientHelloInfo
       out->ec_point_formats.insert(out->ec_point_formats.end(), list->begin(), list->end());
       return ParseResult::kOk;
     }
-    case kExtSignatureAlgorithms: return ReadU16List(body, 2, &out->signature_algorithms);
-    case kExtAlpn: return ParseAlpnList(body, &out->alpn, &out->alpn_raw);
-    case kExtSupportedVersions: return ReadU16List(body, 1, &out->supported_versions);
-    default: return ParseResult::kOk;
+    case kExtSignatureAlgorithms:
+      return ReadU16List(body, 2, &out->signature_algorithms);
+    case kExtAlpn:
+      return ParseAlpnList(body, &out->alpn, &out->alpn_raw);
+    case kExtSupportedVersions:
+      return ReadU16List(body, 1, &out->supported_versions);
+    default:
+      return ParseResult::kOk;
   }
 }
 
@@ -207,14 +213,22 @@ std::string Hash12(std::string_view s) {
 
 std::string_view Ja4Version(uint16_t v) {
   switch (v) {
-    case 0x0304: return "13";
-    case 0x0303: return "12";
-    case 0x0302: return "11";
-    case 0x0301: return "10";
-    case 0x0300: return "s3";
-    case 0x0002: return "s2";
-    case 0x0100: return "s1";
-    default: return "00";
+    case 0x0304:
+      return "13";
+    case 0x0303:
+      return "12";
+    case 0x0302:
+      return "11";
+    case 0x0301:
+      return "10";
+    case 0x0300:
+      return "s3";
+    case 0x0002:
+      return "s2";
+    case 0x0100:
+      return "s1";
+    default:
+      return "00";
   }
 }
 
@@ -250,7 +264,8 @@ Ja4Parts MakeJa4Parts(const ClientHelloInfo& ch) {
   }
   const std::string alpn = ch.alpn.empty() ? std::string() : ch.alpn.front();
   std::array<char, 8> counts{};
-  std::snprintf(counts.data(), counts.size(), "%02zu%02zu", std::min<size_t>(ch.cipher_suites.size(), 99),
+  std::snprintf(counts.data(), counts.size(), "%02zu%02zu",
+                std::min<size_t>(ch.cipher_suites.size(), 99),
                 std::min<size_t>(ch.extensions.size(), 99));
 
   Ja4Parts p;
@@ -408,9 +423,9 @@ ParseResult ParseServerHello(std::span<const uint8_t> body, ServerHelloInfo* out
   auto random = r.Bytes(32);
   if (!version || !random) return kBad;
   sh.version = *version;
-  sh.hello_retry_request = std::equal(random->begin(), random->end(),
-                                      kHelloRetryRequestRandom.begin(),
-                                      kHelloRetryRequestRandom.end());
+  sh.hello_retry_request =
+      std::equal(random->begin(), random->end(), kHelloRetryRequestRandom.begin(),
+                 kHelloRetryRequestRandom.end());
   auto sid_len = r.U8();
   if (!sid_len || *sid_len > 32 || !r.Skip(*sid_len)) return kBad;
   auto suite = r.U16Be();

@@ -433,32 +433,46 @@ constexpr AlertEntry kAlerts[] = {
 
 std::string VersionName(uint16_t v) {
   switch (v) {
-    case 0x0002: return "SSLv2";
-    case 0x0300: return "SSLv3";
-    case 0x0301: return "TLSv1";
-    case 0x0302: return "TLSv1.1";
-    case 0x0303: return "TLSv1.2";
-    case 0x0304: return "TLSv1.3";
-    default: return HexCode(v);
+    case 0x0002:
+      return "SSLv2";
+    case 0x0300:
+      return "SSLv3";
+    case 0x0301:
+      return "TLSv1";
+    case 0x0302:
+      return "TLSv1.1";
+    case 0x0303:
+      return "TLSv1.2";
+    case 0x0304:
+      return "TLSv1.3";
+    default:
+      return HexCode(v);
   }
 }
 
 int VersionRank(uint16_t v) {
   switch (v) {
-    case 0x0002: return 0;
-    case 0x0300: return 1;
-    case 0x0301: return 2;
-    case 0x0302: return 3;
-    case 0x0303: return 4;
-    case 0x0304: return 5;
-    default: return -1;
+    case 0x0002:
+      return 0;
+    case 0x0300:
+      return 1;
+    case 0x0301:
+      return 2;
+    case 0x0302:
+      return 3;
+    case 0x0303:
+      return 4;
+    case 0x0304:
+      return 5;
+    default:
+      return -1;
   }
 }
 
 std::string_view CipherName(uint16_t suite) {
-  const auto* it = std::lower_bound(
-      std::begin(kCiphers), std::end(kCiphers), suite,
-      [](const CipherEntry& e, uint16_t code) { return e.code < code; });
+  const auto* it =
+      std::lower_bound(std::begin(kCiphers), std::end(kCiphers), suite,
+                       [](const CipherEntry& e, uint16_t code) { return e.code < code; });
   if (it == std::end(kCiphers) || it->code != suite) return {};
   return it->name;
 }
@@ -472,27 +486,30 @@ bool IsWeakCipher(uint16_t suite) {
   // NULL encryption: TLS_NULL_WITH_NULL_NULL, *_WITH_NULL_*, and RFC 9150's integrity-only
   // TLS_SHA256_SHA256 / TLS_SHA384_SHA384.
   if (has("_NULL") || name == "TLS_SHA256_SHA256" || name == "TLS_SHA384_SHA384") return true;
-  if (has("_anon_")) return true;                   // anonymous key exchange
-  if (has("EXPORT")) return true;                   // EXPORT and EXPORT1024 grades
-  if (has("_RC4_") || has("_RC2_")) return true;    // RFC 7465
-  if (has("_DES") || has("_3DES_")) return true;    // DES, DES40, 3DES_EDE
+  if (has("_anon_")) return true;                 // anonymous key exchange
+  if (has("EXPORT")) return true;                 // EXPORT and EXPORT1024 grades
+  if (has("_RC4_") || has("_RC2_")) return true;  // RFC 7465
+  if (has("_DES") || has("_3DES_")) return true;  // DES, DES40, 3DES_EDE
   if (has("_IDEA_")) return true;
   return name.size() >= 4 && name.substr(name.size() - 4) == "_MD5";  // MD5 MAC
 }
 
 std::string AlertName(uint8_t description) {
-  const auto* it = std::lower_bound(
-      std::begin(kAlerts), std::end(kAlerts), description,
-      [](const AlertEntry& e, uint8_t code) { return e.code < code; });
+  const auto* it =
+      std::lower_bound(std::begin(kAlerts), std::end(kAlerts), description,
+                       [](const AlertEntry& e, uint8_t code) { return e.code < code; });
   if (it != std::end(kAlerts) && it->code == description) return std::string(it->name);
   return std::to_string(description);
 }
 
 std::string_view AlertLevelName(uint8_t level) {
   switch (level) {
-    case 1: return "warning";
-    case 2: return "fatal";
-    default: return "";
+    case 1:
+      return "warning";
+    case 2:
+      return "fatal";
+    default:
+      return "";
   }
 }
 

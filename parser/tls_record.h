@@ -61,7 +61,7 @@ class TlsRecordParser {
   // HelloRetryRequest the real ServerHello and the second ClientHello still travel in clear.
   void set_ccs_ends_cleartext(bool v) { ccs_ends_cleartext_ = v; }
   bool encrypted() const { return after_ccs_; }  // this direction sent ChangeCipherSpec
-  uint64_t records() const { return records_; }   // complete records consumed so far
+  uint64_t records() const { return records_; }  // complete records consumed so far
 
  private:
   size_t max_handshake_message_;
@@ -74,8 +74,8 @@ class TlsRecordParser {
   uint64_t records_ = 0;
 
   // Handles one complete record; false when it is malformed (already counted).
-  bool OnRecord(uint8_t type, uint16_t version, std::span<const uint8_t> body,
-                TlsRecordSink& sink, ParseStats* stats);
+  bool OnRecord(uint8_t type, uint16_t version, std::span<const uint8_t> body, TlsRecordSink& sink,
+                ParseStats* stats);
   bool OnHandshakeRecord(uint16_t version, std::span<const uint8_t> body, TlsRecordSink& sink,
                          ParseStats* stats);
 };

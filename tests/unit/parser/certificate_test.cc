@@ -17,7 +17,8 @@ using Bytes = std::vector<uint8_t>;
 
 // DER of a committed PEM fixture (testdata/tls/).
 Bytes LoadDer(const std::string& name) {
-  const std::string path = std::string(PGTLS_SOURCE_DIR) + "/tests/unit/parser/testdata/tls/" + name;
+  const std::string path =
+      std::string(PGTLS_SOURCE_DIR) + "/tests/unit/parser/testdata/tls/" + name;
   FILE* f = std::fopen(path.c_str(), "r");
   if (f == nullptr) return {};
   X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);

@@ -28,48 +28,48 @@ using Bytes = std::vector<uint8_t>;
 
 // A TLS 1.3 ClientHello body (after the 4-byte handshake header) with GREASE in every list.
 const Bytes kClientHello = {
-    0x03, 0x03,                                      // legacy_version TLS 1.2
-    0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,  // random[0..7]
-    0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10,  // random[8..15]
-    0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18,  // random[16..23]
-    0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, 0x20,  // random[24..31]
-    0x00,                                            // legacy_session_id length 0
-    0x00, 0x08,                                      // cipher_suites length 8
-    0x3a, 0x3a,                                      //   GREASE
-    0x13, 0x01,                                      //   TLS_AES_128_GCM_SHA256
-    0xc0, 0x2f,                                      //   TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
-    0x00, 0x2f,                                      //   TLS_RSA_WITH_AES_128_CBC_SHA
-    0x01, 0x00,                                      // compression_methods: 1, null
-    0x00, 0x5b,                                      // extensions length 91
-    0x2a, 0x2a, 0x00, 0x00,                          //   GREASE extension, empty
-    0x00, 0x00, 0x00, 0x0e,                          //   server_name, length 14
-    0x00, 0x0c,                                      //     server_name_list length 12
-    0x00, 0x00, 0x09,                                //     host_name, length 9
-    'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't',     //     "localhost"
-    0x00, 0x0a, 0x00, 0x08,                          //   supported_groups, length 8
-    0x00, 0x06,                                      //     list length 6
-    0x4a, 0x4a,                                      //     GREASE
-    0x00, 0x1d,                                      //     x25519
-    0x00, 0x17,                                      //     secp256r1
-    0x00, 0x0b, 0x00, 0x02,                          //   ec_point_formats, length 2
-    0x01, 0x00,                                      //     list length 1: uncompressed
-    0x00, 0x0d, 0x00, 0x08,                          //   signature_algorithms, length 8
-    0x00, 0x06,                                      //     list length 6
-    0x04, 0x03,                                      //     ecdsa_secp256r1_sha256
-    0x08, 0x04,                                      //     rsa_pss_rsae_sha256
-    0x04, 0x01,                                      //     rsa_pkcs1_sha256
-    0x00, 0x10, 0x00, 0x0e,                          //   ALPN, length 14
-    0x00, 0x0c,                                      //     protocol_name_list length 12
-    0x02, 'h', '2',                                  //     "h2"
-    0x08, 'h', 't', 't', 'p', '/', '1', '.', '1',    //     "http/1.1"
-    0x00, 0x2b, 0x00, 0x07,                          //   supported_versions, length 7
-    0x06,                                            //     list length 6
-    0x5a, 0x5a,                                      //     GREASE
-    0x03, 0x04,                                      //     TLS 1.3
-    0x03, 0x03,                                      //     TLS 1.2
-    0x00, 0x17, 0x00, 0x00,                          //   extended_master_secret, empty
-    0x00, 0x15, 0x00, 0x02,                          //   padding, length 2
-    0x00, 0x00,                                      //     zeros
+    0x03, 0x03,                                           // legacy_version TLS 1.2
+    0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,       // random[0..7]
+    0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10,       // random[8..15]
+    0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18,       // random[16..23]
+    0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, 0x20,       // random[24..31]
+    0x00,                                                 // legacy_session_id length 0
+    0x00, 0x08,                                           // cipher_suites length 8
+    0x3a, 0x3a,                                           //   GREASE
+    0x13, 0x01,                                           //   TLS_AES_128_GCM_SHA256
+    0xc0, 0x2f,                                           //   TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+    0x00, 0x2f,                                           //   TLS_RSA_WITH_AES_128_CBC_SHA
+    0x01, 0x00,                                           // compression_methods: 1, null
+    0x00, 0x5b,                                           // extensions length 91
+    0x2a, 0x2a, 0x00, 0x00,                               //   GREASE extension, empty
+    0x00, 0x00, 0x00, 0x0e,                               //   server_name, length 14
+    0x00, 0x0c,                                           //     server_name_list length 12
+    0x00, 0x00, 0x09,                                     //     host_name, length 9
+    'l',  'o',  'c',  'a',  'l',  'h',  'o',  's',  't',  //     "localhost"
+    0x00, 0x0a, 0x00, 0x08,                               //   supported_groups, length 8
+    0x00, 0x06,                                           //     list length 6
+    0x4a, 0x4a,                                           //     GREASE
+    0x00, 0x1d,                                           //     x25519
+    0x00, 0x17,                                           //     secp256r1
+    0x00, 0x0b, 0x00, 0x02,                               //   ec_point_formats, length 2
+    0x01, 0x00,                                           //     list length 1: uncompressed
+    0x00, 0x0d, 0x00, 0x08,                               //   signature_algorithms, length 8
+    0x00, 0x06,                                           //     list length 6
+    0x04, 0x03,                                           //     ecdsa_secp256r1_sha256
+    0x08, 0x04,                                           //     rsa_pss_rsae_sha256
+    0x04, 0x01,                                           //     rsa_pkcs1_sha256
+    0x00, 0x10, 0x00, 0x0e,                               //   ALPN, length 14
+    0x00, 0x0c,                                           //     protocol_name_list length 12
+    0x02, 'h',  '2',                                      //     "h2"
+    0x08, 'h',  't',  't',  'p',  '/',  '1',  '.',  '1',  //     "http/1.1"
+    0x00, 0x2b, 0x00, 0x07,                               //   supported_versions, length 7
+    0x06,                                                 //     list length 6
+    0x5a, 0x5a,                                           //     GREASE
+    0x03, 0x04,                                           //     TLS 1.3
+    0x03, 0x03,                                           //     TLS 1.2
+    0x00, 0x17, 0x00, 0x00,                               //   extended_master_secret, empty
+    0x00, 0x15, 0x00, 0x02,                               //   padding, length 2
+    0x00, 0x00,                                           //     zeros
 };
 
 // Where the extensions block of kClientHello starts (a prefix ending here is a valid
@@ -95,22 +95,22 @@ const Bytes kHelloRetryRequest = {
 
 // A TLS 1.2 ServerHello body with ALPN.
 const Bytes kServerHelloAlpn = {
-    0x03, 0x03,                                      // server_version TLS 1.2
-    0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa,  // random[0..7]
-    0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa,  // random[8..15]
-    0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa,  // random[16..23]
-    0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa,  // random[24..31]
-    0x04,                                            // session_id length 4
-    0xde, 0xad, 0xbe, 0xef,                          //   session_id
-    0xc0, 0x30,                                      // cipher_suite ECDHE_RSA_AES_256_GCM
-    0x00,                                            // compression_method null
-    0x00, 0x16,                                      // extensions length 22
-    0xff, 0x01, 0x00, 0x01,                          //   renegotiation_info, length 1
-    0x00,                                            //     empty renegotiated_connection
-    0x00, 0x10, 0x00, 0x0d,                          //   ALPN, length 13
-    0x00, 0x0b,                                      //     protocol_name_list length 11
-    0x0a,                                            //     name length 10
-    'p', 'o', 's', 't', 'g', 'r', 'e', 's', 'q', 'l',  //   "postgresql"
+    0x03, 0x03,                                                // server_version TLS 1.2
+    0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa,            // random[0..7]
+    0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa,            // random[8..15]
+    0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa,            // random[16..23]
+    0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa,            // random[24..31]
+    0x04,                                                      // session_id length 4
+    0xde, 0xad, 0xbe, 0xef,                                    //   session_id
+    0xc0, 0x30,                                                // cipher_suite ECDHE_RSA_AES_256_GCM
+    0x00,                                                      // compression_method null
+    0x00, 0x16,                                                // extensions length 22
+    0xff, 0x01, 0x00, 0x01,                                    //   renegotiation_info, length 1
+    0x00,                                                      //     empty renegotiated_connection
+    0x00, 0x10, 0x00, 0x0d,                                    //   ALPN, length 13
+    0x00, 0x0b,                                                //     protocol_name_list length 11
+    0x0a,                                                      //     name length 10
+    'p',  'o',  's',  't',  'g',  'r',  'e',  's',  'q', 'l',  //   "postgresql"
 };
 
 // An SSLv2-format ClientHello message (RFC 5246 E.2), from msg_type on.
@@ -251,8 +251,7 @@ TEST(ClientHelloTest, WithoutExtensions) {
   EXPECT_EQ(Ja4Raw(ch), "ts3i020000_000a,00ff_");
   for (size_t n = 0; n < body.size(); ++n) {
     ClientHelloInfo partial;
-    EXPECT_EQ(ParseClientHello(std::span(body).first(n), 0x0300, &partial),
-              ParseResult::kMalformed)
+    EXPECT_EQ(ParseClientHello(std::span(body).first(n), 0x0300, &partial), ParseResult::kMalformed)
         << n;
   }
 }
@@ -456,8 +455,7 @@ std::vector<CorpusLine> LoadCorpus() {
 class FirstHelloSink : public TlsRecordSink {
  public:
   explicit FirstHelloSink(uint8_t want) : want_(want) {}
-  void OnHandshakeMessage(uint8_t type, std::span<const uint8_t> body,
-                          uint16_t version) override {
+  void OnHandshakeMessage(uint8_t type, std::span<const uint8_t> body, uint16_t version) override {
     if (type == want_ && !found) {
       found = true;
       message.assign(body.begin(), body.end());
@@ -652,10 +650,10 @@ TEST(CorpusHelloTest, MutatedHellosAreHandled) {
       if (!sink.found) continue;
       ClientHelloInfo ch;
       ServerHelloInfo sh;
-      const ParseResult r =
-          sink.sslv2 ? ParseSslv2ClientHello(sink.message, &ch)
-          : c.dir == 'c' ? ParseClientHello(sink.message, sink.record_version, &ch)
-                         : ParseServerHello(sink.message, &sh);
+      const ParseResult r = sink.sslv2 ? ParseSslv2ClientHello(sink.message, &ch)
+                            : c.dir == 'c'
+                                ? ParseClientHello(sink.message, sink.record_version, &ch)
+                                : ParseServerHello(sink.message, &sh);
       EXPECT_TRUE(r == ParseResult::kOk || r == ParseResult::kMalformed);
       parsed += r == ParseResult::kOk ? 1 : 0;
     }

@@ -59,8 +59,8 @@ class RecordingSink : public TlsRecordSink {
 
 // Feeds `stream` in chunks of `chunk` bytes the way a caller does: keep what was not consumed,
 // append the next chunk, feed again.
-size_t FeedInChunks(TlsRecordParser& parser, const Bytes& stream, size_t chunk,
-                    RecordingSink& sink, ParseStats* stats) {
+size_t FeedInChunks(TlsRecordParser& parser, const Bytes& stream, size_t chunk, RecordingSink& sink,
+                    ParseStats* stats) {
   Bytes buffer;
   size_t consumed_total = 0;
   for (size_t off = 0; off < stream.size(); off += chunk) {
@@ -79,43 +79,44 @@ size_t FeedInChunks(TlsRecordParser& parser, const Bytes& stream, size_t chunk,
 // Fixtures, one field per line.
 
 const Bytes kServerFlight = {
-    0x16,                    // content type handshake
-    0x03, 0x03,              // record version TLS 1.2
-    0x00, 0x14,              // record length 20
-    0x02,                    //   ServerHello
-    0x00, 0x00, 0x06,        //   length 6 (a stub body: the record layer does not parse it)
+    0x16,              // content type handshake
+    0x03, 0x03,        // record version TLS 1.2
+    0x00, 0x14,        // record length 20
+    0x02,              //   ServerHello
+    0x00, 0x00, 0x06,  //   length 6 (a stub body: the record layer does not parse it)
     0x03, 0x03, 0xaa, 0xbb, 0xcc, 0xdd,  //   body
-    0x0b,                    //   Certificate
-    0x00, 0x00, 0x02,        //   length 2
-    0x00, 0x00,              //   body
-    0x0e,                    //   ServerHelloDone
-    0x00, 0x00, 0x00,        //   length 0
-    0x15,                    // content type alert
-    0x03, 0x03,              // record version
-    0x00, 0x04,              // record length 4
-    0x01, 0x00,              //   warning close_notify
-    0x02, 0x28,              //   fatal handshake_failure
-    0x14,                    // content type change_cipher_spec
-    0x03, 0x03,              // record version
-    0x00, 0x01,              // record length 1
-    0x01,                    //   change_cipher_spec
-    0x16,                    // content type handshake (encrypted Finished: not reported)
-    0x03, 0x03,              // record version
-    0x00, 0x03,              // record length 3
-    0x14, 0x99, 0x99,        //   ciphertext
-    0x15,                    // content type alert (encrypted: not reported)
-    0x03, 0x03,              // record version
-    0x00, 0x03,              // record length 3
-    0x77, 0x88, 0x99,        //   ciphertext
-    0x17,                    // content type application_data
-    0x03, 0x03,              // record version
-    0x00, 0x02,              // record length 2
-    0x55, 0x66,              //   ciphertext
+    0x0b,                                //   Certificate
+    0x00, 0x00, 0x02,                    //   length 2
+    0x00, 0x00,                          //   body
+    0x0e,                                //   ServerHelloDone
+    0x00, 0x00, 0x00,                    //   length 0
+    0x15,                                // content type alert
+    0x03, 0x03,                          // record version
+    0x00, 0x04,                          // record length 4
+    0x01, 0x00,                          //   warning close_notify
+    0x02, 0x28,                          //   fatal handshake_failure
+    0x14,                                // content type change_cipher_spec
+    0x03, 0x03,                          // record version
+    0x00, 0x01,                          // record length 1
+    0x01,                                //   change_cipher_spec
+    0x16,              // content type handshake (encrypted Finished: not reported)
+    0x03, 0x03,        // record version
+    0x00, 0x03,        // record length 3
+    0x14, 0x99, 0x99,  //   ciphertext
+    0x15,              // content type alert (encrypted: not reported)
+    0x03, 0x03,        // record version
+    0x00, 0x03,        // record length 3
+    0x77, 0x88, 0x99,  //   ciphertext
+    0x17,              // content type application_data
+    0x03, 0x03,        // record version
+    0x00, 0x02,        // record length 2
+    0x55, 0x66,        //   ciphertext
 };
 
 const std::vector<std::string> kServerFlightEvents = {
-    "hs 2 len=6 rv=771", "hs 11 len=2 rv=771", "hs 14 len=0 rv=771", "alert 1/0",
-    "alert 2/40",        "ccs",                "appdata",
+    "hs 2 len=6 rv=771", "hs 11 len=2 rv=771", "hs 14 len=0 rv=771",
+    "alert 1/0",         "alert 2/40",         "ccs",
+    "appdata",
 };
 
 // One ClientHello message (type 1, 10-byte stub body) spread over three records, the split
@@ -137,16 +138,16 @@ const Bytes kClientHelloThreeRecords = {
 
 // The SSLv2-format ClientHello of tls_hello_test.cc behind its 2-byte record header.
 const Bytes kSslv2Record = {
-    0x80, 0x25,              // SSLv2 record header: high bit set, length 37
-    0x01,                    // msg_type client_hello
-    0x03, 0x01,              // version TLS 1.0
-    0x00, 0x0c,              // cipher_spec_length 12
-    0x00, 0x00,              // session_id_length 0
-    0x00, 0x10,              // challenge_length 16
-    0x00, 0x00, 0x2f,        //   TLS_RSA_WITH_AES_128_CBC_SHA
-    0x07, 0x00, 0xc0,        //   SSL_CK_DES_192_EDE3_CBC_WITH_MD5
-    0x00, 0x00, 0x0a,        //   TLS_RSA_WITH_3DES_EDE_CBC_SHA
-    0x00, 0x00, 0xff,        //   TLS_EMPTY_RENEGOTIATION_INFO_SCSV
+    0x80, 0x25,                                      // SSLv2 record header: high bit set, length 37
+    0x01,                                            // msg_type client_hello
+    0x03, 0x01,                                      // version TLS 1.0
+    0x00, 0x0c,                                      // cipher_spec_length 12
+    0x00, 0x00,                                      // session_id_length 0
+    0x00, 0x10,                                      // challenge_length 16
+    0x00, 0x00, 0x2f,                                //   TLS_RSA_WITH_AES_128_CBC_SHA
+    0x07, 0x00, 0xc0,                                //   SSL_CK_DES_192_EDE3_CBC_WITH_MD5
+    0x00, 0x00, 0x0a,                                //   TLS_RSA_WITH_3DES_EDE_CBC_SHA
+    0x00, 0x00, 0xff,                                //   TLS_EMPTY_RENEGOTIATION_INFO_SCSV
     0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,  // challenge[0..7]
     0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x00,  // challenge[8..15]
 };
@@ -270,11 +271,10 @@ TEST(TlsRecordTest, MalformedRecords) {
       {"record longer than 2^14 + 2048", {0x17, 0x03, 0x03, 0x48, 0x01}, 0, Reason::kBadLength},
       {"empty handshake record", {0x16, 0x03, 0x01, 0x00, 0x00}, 0, Reason::kBadRecord},
       {"empty alert record", {0x15, 0x03, 0x03, 0x00, 0x00}, 0, Reason::kBadRecord},
-      {"odd alert record", {0x15, 0x03, 0x03, 0x00, 0x03, 0x02, 0x28, 0x01}, 0,
-       Reason::kBadRecord},
+      {"odd alert record", {0x15, 0x03, 0x03, 0x00, 0x03, 0x02, 0x28, 0x01}, 0, Reason::kBadRecord},
       {"empty change_cipher_spec", {0x14, 0x03, 0x03, 0x00, 0x00}, 0, Reason::kBadRecord},
       {"alert inside a fragmented handshake message",
-       Concat({{0x16, 0x03, 0x01, 0x00, 0x02, 0x01, 0x00},  // handshake record, 2 header bytes
+       Concat({{0x16, 0x03, 0x01, 0x00, 0x02, 0x01, 0x00},    // handshake record, 2 header bytes
                {0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x32}}),  // alert record
        7, Reason::kBadRecord},
   };
