@@ -108,7 +108,7 @@ uint32_t FileSource::Rd32(const uint8_t* p) const {
 uint32_t FileSource::CaplenLimit(uint32_t snaplen) const {
   // A snaplen of 0 or beyond our maximum is a writer's bug or "unlimited": use the maximum.
   return (snaplen != 0 && snaplen < options_.max_packet_bytes) ? snaplen
-                                                                 : options_.max_packet_bytes;
+                                                               : options_.max_packet_bytes;
 }
 
 absl::StatusOr<size_t> FileSource::ReadRaw(uint8_t* dst, size_t n) {
@@ -157,13 +157,13 @@ absl::StatusOr<size_t> FileSource::Inflate(uint8_t* dst, size_t n) {
       z.member_done = true;
     } else if (ret == Z_BUF_ERROR || (ret == Z_OK && produced == 0)) {
       if (z.zs.avail_in == 0 && z.input_eof) {
-        err = absl::DataLossError(absl::StrCat(path_, ": gzip stream ends early after ",
-                                               raw_read_, " compressed bytes"));
+        err = absl::DataLossError(
+            absl::StrCat(path_, ": gzip stream ends early after ", raw_read_, " compressed bytes"));
       }
     } else if (ret != Z_OK) {
-      err = absl::DataLossError(absl::StrCat(path_, ": gzip data error after ", raw_read_,
-                                             " compressed bytes: ",
-                                             z.zs.msg != nullptr ? z.zs.msg : "inflate failed"));
+      err = absl::DataLossError(
+          absl::StrCat(path_, ": gzip data error after ", raw_read_,
+                       " compressed bytes: ", z.zs.msg != nullptr ? z.zs.msg : "inflate failed"));
     }
     if (!err.ok()) {
       if (produced > 0) {
@@ -236,8 +236,8 @@ absl::Status FileSource::Init() {
     if (!ok.ok()) return ok.status();
   }
   if (!*ok) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path_, ": too short to be a capture file (", avail(), " bytes at offset 0)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path_, ": too short to be a capture file (", avail(), " bytes at offset 0)"));
   }
 
   const uint32_t magic = Native32(buf_.get() + pos_);
@@ -255,9 +255,9 @@ absl::Status FileSource::Init() {
     known = false;
   }
   if (!known) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: not a pcap or pcapng file (magic %02x %02x %02x %02x at offset 0)", path_,
-        buf_[pos_], buf_[pos_ + 1], buf_[pos_ + 2], buf_[pos_ + 3]));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: not a pcap or pcapng file (magic %02x %02x %02x %02x at offset 0)",
+                        path_, buf_[pos_], buf_[pos_ + 1], buf_[pos_ + 2], buf_[pos_ + 3]));
   }
   const uint32_t m = Rd32(buf_.get() + pos_);
   nanos_ = m == kPcapMagicNano;
@@ -269,9 +269,8 @@ absl::Status FileSource::Init() {
   const uint8_t* h = buf_.get() + pos_;
   const uint16_t major = Rd16(h + 4);
   if (major != 2) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path_, ": unsupported pcap version ", major, ".", Rd16(h + 6),
-                     " at offset 4"));
+    return absl::InvalidArgumentError(absl::StrCat(path_, ": unsupported pcap version ", major, ".",
+                                                   Rd16(h + 6), " at offset 4"));
   }
   snaplen_ = Rd32(h + 16);
   linktype_ = Rd32(h + 20) & kLinkTypeMask;
@@ -279,8 +278,8 @@ absl::Status FileSource::Init() {
   return absl::OkStatus();
 }
 
-void FileSource::Deliver(RawPacket* pkt, uint64_t ts_ns, bool has_ts, uint32_t caplen,
-                         uint32_t len, uint32_t linktype, const uint8_t* data) {
+void FileSource::Deliver(RawPacket* pkt, uint64_t ts_ns, bool has_ts, uint32_t caplen, uint32_t len,
+                         uint32_t linktype, const uint8_t* data) {
   if (len < caplen) {
     ++stats_.caplen_over_len;
     len = caplen;
@@ -340,11 +339,12 @@ absl::StatusOr<bool> FileSource::NextPcap(RawPacket* pkt) {
 }
 
 absl::Status FileSource::ParseSectionHeader(const uint8_t* block, uint32_t total_len) {
-  if (total_len < 28) return Damage(offset(), absl::StrCat("section header block too short (", total_len, " bytes)"));
+  if (total_len < 28)
+    return Damage(offset(), absl::StrCat("section header block too short (", total_len, " bytes)"));
   const uint16_t major = Rd16(block + 12);
   if (major != 1) {
-    return Damage(offset(), absl::StrCat("unsupported pcapng version ", major, ".",
-                                         Rd16(block + 14)));
+    return Damage(offset(),
+                  absl::StrCat("unsupported pcapng version ", major, ".", Rd16(block + 14)));
   }
   interfaces_.clear();
   seen_section_ = true;
@@ -354,8 +354,8 @@ absl::Status FileSource::ParseSectionHeader(const uint8_t* block, uint32_t total
 
 absl::Status FileSource::ParseInterface(const uint8_t* block, uint32_t total_len) {
   if (total_len < 20) {
-    return Damage(offset(), absl::StrCat("interface description block too short (", total_len,
-                                         " bytes)"));
+    return Damage(offset(),
+                  absl::StrCat("interface description block too short (", total_len, " bytes)"));
   }
   Interface itf;
   itf.linktype = Rd16(block + 8);
@@ -458,23 +458,22 @@ absl::StatusOr<bool> FileSource::NextPcapNg(RawPacket* pkt) {
         const uint32_t if_id = type == kBlockEnhancedPacket ? Rd32(b + 8) : Rd16(b + 8);
         if (if_id >= interfaces_.size()) {
           return Damage(offset(), absl::StrCat("packet block for interface ", if_id, " but ",
-                                               interfaces_.size(),
-                                               " interfaces are described"));
+                                               interfaces_.size(), " interfaces are described"));
         }
         const Interface& itf = interfaces_[if_id];
         const uint32_t caplen = Rd32(b + 20);
         const uint32_t len = Rd32(b + 24);
         if (caplen > CaplenLimit(itf.snaplen)) {
-          return Damage(offset(), absl::StrCat("packet caplen ", caplen, " larger than ",
-                                               itf.snaplen != 0 &&
-                                                       itf.snaplen < options_.max_packet_bytes
-                                                   ? "the interface's snaplen "
-                                                   : "the maximum ",
-                                               CaplenLimit(itf.snaplen)));
+          return Damage(offset(),
+                        absl::StrCat("packet caplen ", caplen, " larger than ",
+                                     itf.snaplen != 0 && itf.snaplen < options_.max_packet_bytes
+                                         ? "the interface's snaplen "
+                                         : "the maximum ",
+                                     CaplenLimit(itf.snaplen)));
         }
         if (caplen > total_len - 32) {
-          return Damage(offset(), absl::StrCat("packet caplen ", caplen,
-                                               " overruns its block of ", total_len, " bytes"));
+          return Damage(offset(), absl::StrCat("packet caplen ", caplen, " overruns its block of ",
+                                               total_len, " bytes"));
         }
         const uint64_t units = (uint64_t{Rd32(b + 12)} << 32) | Rd32(b + 16);
         uint64_t ts = 0;
@@ -491,8 +490,8 @@ absl::StatusOr<bool> FileSource::NextPcapNg(RawPacket* pkt) {
       }
       case kBlockSimplePacket: {
         if (total_len < 16) {
-          return Damage(offset(), absl::StrCat("simple packet block too short (", total_len,
-                                               " bytes)"));
+          return Damage(offset(),
+                        absl::StrCat("simple packet block too short (", total_len, " bytes)"));
         }
         if (interfaces_.empty()) {
           return Damage(offset(), "simple packet block but no interface is described");
@@ -502,9 +501,9 @@ absl::StatusOr<bool> FileSource::NextPcapNg(RawPacket* pkt) {
         uint32_t caplen = std::min(len, total_len - 16);
         if (itf.snaplen != 0) caplen = std::min(caplen, itf.snaplen);
         if (caplen > options_.max_packet_bytes) {
-          return Damage(offset(), absl::StrCat("simple packet length ", caplen,
-                                               " larger than the maximum ",
-                                               options_.max_packet_bytes));
+          return Damage(offset(),
+                        absl::StrCat("simple packet length ", caplen, " larger than the maximum ",
+                                     options_.max_packet_bytes));
         }
         Deliver(pkt, 0, false, caplen, len, itf.linktype, b + 12);
         pos_ += total_len;

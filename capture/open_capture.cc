@@ -8,7 +8,7 @@
 namespace pgtlsmon::capture {
 
 absl::StatusOr<std::unique_ptr<PacketSource>> OpenCaptureFile(const std::string& path,
-                                                               const FileSourceOptions& options) {
+                                                              const FileSourceOptions& options) {
   auto fast = FileSource::Open(path, options);
   if (fast.ok()) return std::unique_ptr<PacketSource>(std::move(*fast));
   // Only an unknown magic is worth a second opinion; I/O errors and damage are final.

@@ -86,8 +86,7 @@ absl::StatusOr<std::unique_ptr<PcapSource>> PcapSource::OpenLive(const LiveOptio
     return setup_error("pcap_set_immediate_mode");
   }
   // Without immediate mode, the timeout bounds how long packets wait in the kernel.
-  if (pcap_set_timeout(p.get(), options.poll_timeout_ms > 0 ? options.poll_timeout_ms : 100) !=
-      0) {
+  if (pcap_set_timeout(p.get(), options.poll_timeout_ms > 0 ? options.poll_timeout_ms : 100) != 0) {
     return setup_error("pcap_set_timeout");
   }
   // Nanosecond timestamps where the platform has them; microseconds otherwise.
@@ -123,8 +122,8 @@ absl::StatusOr<std::unique_ptr<PcapSource>> PcapSource::OpenLive(const LiveOptio
 absl::StatusOr<std::unique_ptr<PcapSource>> PcapSource::OpenOffline(const std::string& path,
                                                                     const std::string& filter) {
   char errbuf[PCAP_ERRBUF_SIZE] = {};
-  PcapPtr p(pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO,
-                                                    errbuf));
+  PcapPtr p(
+      pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, errbuf));
   if (!p) return absl::InvalidArgumentError(absl::StrCat(path, ": ", errbuf));
   if (!filter.empty()) {
     if (absl::Status st = InstallFilter(p.get(), path, filter); !st.ok()) return st;
@@ -133,7 +132,7 @@ absl::StatusOr<std::unique_ptr<PcapSource>> PcapSource::OpenOffline(const std::s
 }
 
 absl::Status PcapSource::SetFilter(const std::string& filter) {
-  return InstallFilter(handle_, name_, filter.empty() ? std::string("") : filter);
+  return InstallFilter(handle_, name_, filter);  // "" compiles to "accept everything"
 }
 
 absl::StatusOr<bool> PcapSource::Next(RawPacket* pkt) {
@@ -148,8 +147,8 @@ absl::StatusOr<bool> PcapSource::NextWithTimeout(RawPacket* pkt, int timeout_ms)
     const int rc = pcap_next_ex(handle_, &hdr, &data);
     if (rc == 1) {
       const uint64_t frac = static_cast<uint64_t>(hdr->ts.tv_usec);
-      pkt->ts_ns = static_cast<uint64_t>(hdr->ts.tv_sec) * 1000000000u +
-                   (nanos_ ? frac : frac * 1000u);
+      pkt->ts_ns =
+          static_cast<uint64_t>(hdr->ts.tv_sec) * 1000000000u + (nanos_ ? frac : frac * 1000u);
       pkt->caplen = hdr->caplen;
       pkt->wire_len = hdr->len < hdr->caplen ? hdr->caplen : hdr->len;
       pkt->linktype = linktype_;

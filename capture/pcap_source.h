@@ -24,13 +24,13 @@ struct pcap;  // libpcap's pcap_t, kept out of this header
 namespace pgtlsmon::capture {
 
 struct LiveOptions {
-  std::string interface;                // "any" captures on every interface (Linux SLL2/SLL)
-  int snaplen = 262144;                 // bytes kept per packet
-  int buffer_bytes = 32 << 20;          // kernel ring buffer size
+  std::string interface;        // "any" captures on every interface (Linux SLL2/SLL)
+  int snaplen = 262144;         // bytes kept per packet
+  int buffer_bytes = 32 << 20;  // kernel ring buffer size
   bool promiscuous = false;
-  bool immediate = true;                // deliver packets as they arrive, no batching delay
-  int poll_timeout_ms = 200;            // how long Next() waits before returning false
-  std::string filter;                   // BPF expression (see BuildPortFilter); "" = everything
+  bool immediate = true;      // deliver packets as they arrive, no batching delay
+  int poll_timeout_ms = 200;  // how long Next() waits before returning false
+  std::string filter;         // BPF expression (see BuildPortFilter); "" = everything
 };
 
 // pcap_stats(): ps_recv/ps_drop/ps_ifdrop. Counters since the capture began.

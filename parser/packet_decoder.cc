@@ -180,16 +180,16 @@ ParseResult DecodeIpv4(ByteReader r, TcpSegment* out, IpResult* ip, ParseStats* 
   const size_t ihl = size_t{*ver_ihl & 0x0fu} * 4;
   if (ihl < kIpv4MinHeaderLen) return Bad(stats, Stage::kIp, Reason::kBadHeader);
   if (start.size() < ihl) return Bad(stats, Stage::kIp, Reason::kTruncated);
-  r.Skip(1);                                 // DSCP/ECN
-  const size_t total_len = *r.U16Be();       // the 20 fixed bytes are known to be there
-  r.Skip(2);                                 // identification
-  const uint16_t frag = *r.U16Be();          // flags(3) fragment offset(13)
-  r.Skip(1);                                 // TTL
+  r.Skip(1);                            // DSCP/ECN
+  const size_t total_len = *r.U16Be();  // the 20 fixed bytes are known to be there
+  r.Skip(2);                            // identification
+  const uint16_t frag = *r.U16Be();     // flags(3) fragment offset(13)
+  r.Skip(1);                            // TTL
   const uint8_t proto = *r.U8();
-  r.Skip(2);                                 // header checksum (not verified: offload)
+  r.Skip(2);  // header checksum (not verified: offload)
   const auto src = *r.Bytes(4);
   const auto dst = *r.Bytes(4);
-  r.Skip(ihl - kIpv4MinHeaderLen);           // options
+  r.Skip(ihl - kIpv4MinHeaderLen);  // options
 
   size_t wire_len = total_len;
   if (total_len == 0) {
@@ -212,10 +212,10 @@ ParseResult DecodeIpv6(ByteReader r, TcpSegment* out, IpResult* ip, ParseStats* 
   const std::span<const uint8_t> start = r.rest();
   if (start.size() < kIpv6HeaderLen) return Bad(stats, Stage::kIp, Reason::kTruncated);
   if ((start[0] >> 4) != 6) return Bad(stats, Stage::kIp, Reason::kBadHeader);
-  r.Skip(4);                                 // version, traffic class, flow label
+  r.Skip(4);  // version, traffic class, flow label
   const size_t payload_len = *r.U16Be();
   uint8_t next = *r.U8();
-  r.Skip(1);                                 // hop limit
+  r.Skip(1);  // hop limit
   const auto src = *r.Bytes(16);
   const auto dst = *r.Bytes(16);
 
@@ -240,8 +240,7 @@ ParseResult DecodeIpv6(ByteReader r, TcpSegment* out, IpResult* ip, ParseStats* 
         auto nh = p.U8();
         auto len = p.U8();
         if (!nh || !len) return Bad(stats, Stage::kIp, Reason::kTruncated);
-        const size_t hdr_len =
-            next == kIpProtoAh ? (size_t{*len} + 2) * 4 : (size_t{*len} + 1) * 8;
+        const size_t hdr_len = next == kIpProtoAh ? (size_t{*len} + 2) * 4 : (size_t{*len} + 1) * 8;
         if (hdr_len > wire_len) return Bad(stats, Stage::kIp, Reason::kBadLength);
         if (!p.Skip(hdr_len - 2)) return Bad(stats, Stage::kIp, Reason::kTruncated);
         wire_len -= hdr_len;
@@ -259,8 +258,8 @@ ParseResult DecodeIpv6(ByteReader r, TcpSegment* out, IpResult* ip, ParseStats* 
         wire_len -= 8;
         if ((*off_flags & 0xfff9u) != 0) {  // offset != 0 or M set (an atomic fragment is not)
           const uint8_t n = *nh;
-          const bool tcp_ish = n == kIpProtoTcp || n == kIpProtoHopByHop ||
-                               n == kIpProtoRouting || n == kIpProtoDstOpts || n == kIpProtoAh;
+          const bool tcp_ish = n == kIpProtoTcp || n == kIpProtoHopByHop || n == kIpProtoRouting ||
+                               n == kIpProtoDstOpts || n == kIpProtoAh;
           if (!tcp_ish) return ParseResult::kNotThisProtocol;
           return Bad(stats, Stage::kIp, Reason::kIpFragment);
         }

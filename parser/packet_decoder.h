@@ -30,7 +30,12 @@ struct TcpSegment {
                                      // the snap length cut the frame)
 };
 
-// Decodes `frame` of link type `linktype` (capture/packet_source.h's kLink* values).
+// Decodes `frame` of link type `linktype` (capture/packet_source.h's kLink* values; DLT_RAW's
+// 12 and 14 are accepted too, as libpcap reports them for raw-IP captures). Ethernet may carry
+// any stack of 802.1Q/802.1ad/0x9100 tags; IPv6 extension headers are walked.
+// The IP length bounds the segment (Ethernet padding is dropped). A frame cut by the snap
+// length inside the TCP payload is kOk: `payload` is what was captured and payload_wire_len
+// what was sent; a frame cut inside the IP or TCP headers (options included) is kMalformed.
 // kOk: *out is a TCP segment. kNotThisProtocol: not TCP (UDP, ARP, ...), nothing counted.
 // kMalformed: counted in *stats under the stage that failed (incl. IP fragments, which are not
 // reassembled: Stage::kIp, Reason::kIpFragment).

@@ -16,7 +16,6 @@
 #include <string>
 #include <vector>
 
-
 namespace pgtlsmon::capture {
 namespace {
 
@@ -35,8 +34,8 @@ TEST(BuildPortFilterTest, Forms) {
 TEST(PcapSourceTest, FiltersCompileForLibpcap) {
   const std::vector<uint16_t> two = {5432, 6432};
   // Compile against a dead Ethernet handle: the strings must be valid BPF expressions.
-  for (const std::string& f : {BuildPortFilter(two), BuildPortFilter({}),
-                               BuildPortFilter(two, true)}) {
+  for (const std::string& f :
+       {BuildPortFilter(two), BuildPortFilter({}), BuildPortFilter(two, true)}) {
     pcap_t* dead = pcap_open_dead(DLT_EN10MB, 262144);
     bpf_program prog{};
     EXPECT_EQ(pcap_compile(dead, &prog, f.c_str(), 1, PCAP_NETMASK_UNKNOWN), 0) << f;

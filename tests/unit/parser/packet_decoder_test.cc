@@ -64,26 +64,26 @@ void Ethernet(Frame& f, uint16_t ethertype) {
 
 // An IPv4 header without options; `l4_len` is the length of what follows it.
 void Ipv4(Frame& f, size_t l4_len, uint8_t proto = 6, uint16_t frag = 0x4000 /* DF */) {
-  f.U8(0x45);                                     // version 4, IHL 5 (20 bytes)
-  f.U8(0x00);                                     // DSCP/ECN
-  f.U16(static_cast<uint32_t>(20 + l4_len));      // total length
-  f.U16(0x1234);                                  // identification
-  f.U16(frag);                                    // flags (DF/MF) + fragment offset
-  f.U8(64);                                       // TTL
-  f.U8(proto);                                    // protocol
-  f.U16(0);                                       // header checksum (not checked)
-  f.Bytes(kSrc4);                                 // source 10.0.0.1
-  f.Bytes(kDst4);                                 // destination 10.0.0.2
+  f.U8(0x45);                                 // version 4, IHL 5 (20 bytes)
+  f.U8(0x00);                                 // DSCP/ECN
+  f.U16(static_cast<uint32_t>(20 + l4_len));  // total length
+  f.U16(0x1234);                              // identification
+  f.U16(frag);                                // flags (DF/MF) + fragment offset
+  f.U8(64);                                   // TTL
+  f.U8(proto);                                // protocol
+  f.U16(0);                                   // header checksum (not checked)
+  f.Bytes(kSrc4);                             // source 10.0.0.1
+  f.Bytes(kDst4);                             // destination 10.0.0.2
 }
 
 // An IPv6 fixed header; `payload_len` counts extension headers and the upper layer.
 void Ipv6(Frame& f, size_t payload_len, uint8_t next) {
-  f.U32(0x60000000);                               // version 6, traffic class, flow label
-  f.U16(static_cast<uint32_t>(payload_len));       // payload length
-  f.U8(next);                                      // next header
-  f.U8(64);                                        // hop limit
-  f.Bytes(kSrc6);                                  // source 2001:db8::1
-  f.Bytes(kDst6);                                  // destination 2001:db8::2
+  f.U32(0x60000000);                          // version 6, traffic class, flow label
+  f.U16(static_cast<uint32_t>(payload_len));  // payload length
+  f.U8(next);                                 // next header
+  f.U8(64);                                   // hop limit
+  f.Bytes(kSrc6);                             // source 2001:db8::1
+  f.Bytes(kDst6);                             // destination 2001:db8::2
 }
 
 constexpr size_t kTcpLen = 20;  // header without options
@@ -218,10 +218,10 @@ TEST(PacketDecoderTest, VlanTags) {
     f.U16(0x0200).U32(1);  // destination MAC
     f.U16(0x0200).U32(2);  // source MAC
     for (uint16_t tpid : tags) {
-      f.U16(tpid);         // TPID: 802.1Q / 802.1ad / 0x9100
-      f.U16(0x0064);       // TCI: PCP 0, VLAN 100
+      f.U16(tpid);    // TPID: 802.1Q / 802.1ad / 0x9100
+      f.U16(0x0064);  // TCI: PCP 0, VLAN 100
     }
-    f.U16(0x0800);         // inner ethertype IPv4
+    f.U16(0x0800);  // inner ethertype IPv4
     Ipv4(f, kTcpLen + kPayload.size());
     Tcp(f, kPayload);
     SCOPED_TRACE(tags.size());
@@ -231,20 +231,20 @@ TEST(PacketDecoderTest, VlanTags) {
 
 TEST(PacketDecoderTest, LinuxCookedSll) {
   Frame f;
-  f.U16(0);           // packet type: to us
-  f.U16(772);         // ARPHRD_LOOPBACK
-  f.U16(6);           // link-layer address length
-  f.U32(0).U32(0);    // address (8 bytes, padded)
-  f.U16(0x0800);      // protocol: IPv4
+  f.U16(0);         // packet type: to us
+  f.U16(772);       // ARPHRD_LOOPBACK
+  f.U16(6);         // link-layer address length
+  f.U32(0).U32(0);  // address (8 bytes, padded)
+  f.U16(0x0800);    // protocol: IPv4
   Ipv4(f, kTcpLen + kPayload.size());
   Tcp(f, kPayload);
   ExpectV4Hello(DecodeFrame(kSll, f.b));
 
   Frame v;  // SLL with a VLAN tag kept in the data
   v.U16(0).U16(1).U16(6).U32(0).U32(0);
-  v.U16(0x8100);      // protocol: 802.1Q
-  v.U16(0x0064);      // TCI
-  v.U16(0x86dd);      // inner ethertype IPv6
+  v.U16(0x8100);  // protocol: 802.1Q
+  v.U16(0x0064);  // TCI
+  v.U16(0x86dd);  // inner ethertype IPv6
   Ipv6(v, kTcpLen + kPayload.size(), 6);
   Tcp(v, kPayload);
   ExpectV6Hello(DecodeFrame(kSll, v.b));
@@ -252,12 +252,12 @@ TEST(PacketDecoderTest, LinuxCookedSll) {
 
 TEST(PacketDecoderTest, LinuxCookedSll2) {
   Frame f;
-  f.U16(0x86dd);      // protocol: IPv6
-  f.U16(0);           // reserved
-  f.U32(1);           // interface index
-  f.U16(1);           // ARPHRD_ETHER
-  f.U8(4);            // packet type: outgoing
-  f.U8(6);            // address length
+  f.U16(0x86dd);                      // protocol: IPv6
+  f.U16(0);                           // reserved
+  f.U32(1);                           // interface index
+  f.U16(1);                           // ARPHRD_ETHER
+  f.U8(4);                            // packet type: outgoing
+  f.U8(6);                            // address length
   f.U32(0x02000000).U32(0x00010000);  // address (8 bytes)
   Ipv6(f, kTcpLen + kPayload.size(), 6);
   Tcp(f, kPayload);
@@ -275,7 +275,7 @@ TEST(PacketDecoderTest, NullAndLoop) {
   }
   {
     Frame f;
-    f.U32(2);    // AF_INET in a big-endian writer's order
+    f.U32(2);  // AF_INET in a big-endian writer's order
     f.Bytes(v4);
     ExpectV4Hello(DecodeFrame(kNull, f.b));
   }
@@ -291,7 +291,7 @@ TEST(PacketDecoderTest, NullAndLoop) {
   }
   {
     Frame f;
-    f.U32(2);    // LOOP, AF_INET
+    f.U32(2);  // LOOP, AF_INET
     f.Bytes(v4);
     ExpectV4Hello(DecodeFrame(kLoop, f.b));
   }
@@ -380,13 +380,13 @@ TEST(PacketDecoderTest, NonTcpIsNotCounted) {
 TEST(PacketDecoderTest, Ipv4Options) {
   Frame f;
   Ethernet(f, 0x0800);
-  f.U8(0x46);                  // version 4, IHL 6 (24 bytes)
-  f.U8(0);                     // DSCP/ECN
-  f.U16(24 + 20 + 5);          // total length
-  f.U16(1).U16(0x4000);        // identification, DF
-  f.U8(64).U8(6).U16(0);       // TTL, TCP, checksum
-  f.Bytes(kSrc4).Bytes(kDst4); // addresses
-  f.U8(1).U8(1).U8(1).U8(0);   // options: NOP NOP NOP EOL
+  f.U8(0x46);                   // version 4, IHL 6 (24 bytes)
+  f.U8(0);                      // DSCP/ECN
+  f.U16(24 + 20 + 5);           // total length
+  f.U16(1).U16(0x4000);         // identification, DF
+  f.U8(64).U8(6).U16(0);        // TTL, TCP, checksum
+  f.Bytes(kSrc4).Bytes(kDst4);  // addresses
+  f.U8(1).U8(1).U8(1).U8(0);    // options: NOP NOP NOP EOL
   Tcp(f, kPayload);
   ExpectV4Hello(DecodeFrame(kEthernet, f.b));
 }
@@ -395,13 +395,13 @@ TEST(PacketDecoderTest, TcpOptions) {
   Frame f;
   Ethernet(f, 0x0800);
   Ipv4(f, 32 + kPayload.size());
-  f.U16(40000).U16(5432);      // ports
-  f.U32(0x01020304);           // seq
-  f.U32(0x0a0b0c0d);           // ack
-  f.U8(0x80);                  // data offset 8 (32 bytes)
-  f.U8(kTcpPsh | kTcpAck);     // flags
-  f.U16(512).U16(0).U16(0);    // window, checksum, urgent
-  f.U8(1).U8(1);               // NOP NOP
+  f.U16(40000).U16(5432);        // ports
+  f.U32(0x01020304);             // seq
+  f.U32(0x0a0b0c0d);             // ack
+  f.U8(0x80);                    // data offset 8 (32 bytes)
+  f.U8(kTcpPsh | kTcpAck);       // flags
+  f.U16(512).U16(0).U16(0);      // window, checksum, urgent
+  f.U8(1).U8(1);                 // NOP NOP
   f.U8(8).U8(10).U32(1).U32(2);  // timestamps option
   f.Bytes(kPayload);
   ExpectV4Hello(DecodeFrame(kEthernet, f.b));
@@ -426,13 +426,13 @@ TEST(PacketDecoderTest, Ipv6ExtensionHeaders) {
   Ethernet(f, 0x86dd);
   const size_t ext = 8 + 24 + 16 + 8 + 16;
   Ipv6(f, ext + kTcpLen + kPayload.size(), 0);
-  f.U8(43).U8(0).U8(1).U8(4).U32(0);          // hop-by-hop (8): next routing, PadN
-  f.U8(60).U8(2).U8(0).U8(1).U32(0);          // routing (24): next dest opts, type 0, 1 left
-  f.Zeros(16);                                // ... one address
-  f.U8(44).U8(1).U8(1).U8(12).Zeros(12);      // dest opts (16): next fragment, PadN
-  f.U8(51).U8(0).U16(0x0000).U32(0x11223344); // fragment (8): next AH, offset 0, M 0: atomic
-  f.U8(6).U8(2).U16(0);                       // AH (16 = (2+2)*4): next TCP, reserved
-  f.U32(0x100).U32(1).U32(0xaabbccdd);        // ... SPI, sequence, ICV
+  f.U8(43).U8(0).U8(1).U8(4).U32(0);           // hop-by-hop (8): next routing, PadN
+  f.U8(60).U8(2).U8(0).U8(1).U32(0);           // routing (24): next dest opts, type 0, 1 left
+  f.Zeros(16);                                 // ... one address
+  f.U8(44).U8(1).U8(1).U8(12).Zeros(12);       // dest opts (16): next fragment, PadN
+  f.U8(51).U8(0).U16(0x0000).U32(0x11223344);  // fragment (8): next AH, offset 0, M 0: atomic
+  f.U8(6).U8(2).U16(0);                        // AH (16 = (2+2)*4): next TCP, reserved
+  f.U32(0x100).U32(1).U32(0xaabbccdd);         // ... SPI, sequence, ICV
   Tcp(f, kPayload);
   ExpectV6Hello(DecodeFrame(kEthernet, f.b));
 }
@@ -579,7 +579,7 @@ std::vector<std::pair<uint32_t, std::vector<uint8_t>>> AllFrames() {
     Ethernet(f, 0x86dd);
     Ipv6(f, 8 + 24 + 16 + kTcpLen + kPayload.size(), 0);
     f.U8(43).U8(0).U8(1).U8(4).U32(0);
-    f.U8(51).U8(2).Zeros(22);  // routing header, 24 bytes, next AH
+    f.U8(51).U8(2).Zeros(22);        // routing header, 24 bytes, next AH
     f.U8(6).U8(2).U16(0).Zeros(12);  // AH, 16 bytes, next TCP
     Tcp(f, kPayload);
     out.emplace_back(kEthernet, f.b);
