@@ -107,8 +107,9 @@ uint32_t FileSource::Rd32(const uint8_t* p) const {
 
 uint32_t FileSource::CaplenLimit(uint32_t snaplen) const {
   // A snaplen of 0 or beyond our maximum is a writer's bug or "unlimited": use the maximum.
-  return (snaplen != 0 && snaplen < options_.max_packet_bytes) ? snaplen
-                                                               : options_.max_packet_bytes;
+  return (options_.strict_snaplen && snaplen != 0 && snaplen < options_.max_packet_bytes)
+             ? snaplen
+             : options_.max_packet_bytes;
 }
 
 absl::StatusOr<size_t> FileSource::ReadRaw(uint8_t* dst, size_t n) {
@@ -318,7 +319,7 @@ absl::StatusOr<bool> FileSource::NextPcap(RawPacket* pkt) {
   const uint32_t caplen = Rd32(h + 8);
   if (caplen > CaplenLimit(snaplen_)) {
     return Damage(offset(), absl::StrCat("record caplen ", caplen, " larger than ",
-                                         snaplen_ != 0 && snaplen_ < options_.max_packet_bytes
+                                         CaplenLimit(snaplen_) != options_.max_packet_bytes
                                              ? "the file's snaplen "
                                              : "the maximum ",
                                          CaplenLimit(snaplen_)));
@@ -464,12 +465,11 @@ absl::StatusOr<bool> FileSource::NextPcapNg(RawPacket* pkt) {
         const uint32_t caplen = Rd32(b + 20);
         const uint32_t len = Rd32(b + 24);
         if (caplen > CaplenLimit(itf.snaplen)) {
-          return Damage(offset(),
-                        absl::StrCat("packet caplen ", caplen, " larger than ",
-                                     itf.snaplen != 0 && itf.snaplen < options_.max_packet_bytes
-                                         ? "the interface's snaplen "
-                                         : "the maximum ",
-                                     CaplenLimit(itf.snaplen)));
+          return Damage(offset(), absl::StrCat("packet caplen ", caplen, " larger than ",
+                                               CaplenLimit(itf.snaplen) != options_.max_packet_bytes
+                                                   ? "the interface's snaplen "
+                                                   : "the maximum ",
+                                               CaplenLimit(itf.snaplen)));
         }
         if (caplen > total_len - 32) {
           return Damage(offset(), absl::StrCat("packet caplen ", caplen, " overruns its block of ",

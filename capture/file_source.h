@@ -47,6 +47,9 @@ struct FileSourceOptions {
   uint32_t max_packet_bytes = 262144;
   // Largest pcapng block accepted (packet blocks also need caplen <= max_packet_bytes).
   uint32_t max_block_bytes = 16u << 20;
+  // A caplen above the file's (or pcapng interface's) snaplen is damage. With false, only
+  // max_packet_bytes limits caplen (libpcap instead cuts such records to the snaplen).
+  bool strict_snaplen = true;
 };
 
 enum class FileFormat : uint8_t { kPcap, kPcapNg };

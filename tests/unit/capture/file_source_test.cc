@@ -382,6 +382,11 @@ TEST(FileSourceTest, AbsurdCaplenIsAnErrorNotAnAllocation) {
   EXPECT_EQ(s.packets.size(), 1u);
   EXPECT_THAT(std::string(s.error.message()), HasSubstr("snaplen 96"));
   EXPECT_THAT(std::string(s.error.message()), HasSubstr("at offset 136"));
+  FileSourceOptions lenient;
+  lenient.strict_snaplen = false;
+  const ReadResult l = ReadFile(tmp.dir() + "/snap.pcap", lenient);
+  EXPECT_TRUE(l.error.ok()) << l.error;
+  EXPECT_EQ(l.packets.size(), 2u);
 }
 
 TEST(FileSourceTest, ZeroLengthCaplenOverLenAndBackwardsTime) {
