@@ -22,5 +22,6 @@ run systemd "$here/check_systemd.sh" "$bin"
 run install "$here/check_install.sh"
 run promql "$py" "$here/check_promql.py"
 run dashboard-data "$py" "$here/check_promql.py" --metrics-file "$here/sample-metrics.prom" --require-panels all
+run dashboard-replay "$here/check_replay_dashboard.sh" "$bin" "${PGTLS_CORPUS:-$here/../../../shared/corpus}"
 run flags "$py" "$here/check_flags.py" "$bin"
 exit $rc
