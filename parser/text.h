@@ -8,8 +8,8 @@
 namespace pgtlsmon::parser {
 
 // Decodes `bytes` as UTF-8; each byte that is not part of a valid sequence becomes U+FFFD
-// (as Python's bytes.decode("utf-8", "replace") and Wireshark do). At most `max_bytes` input
-// bytes are read.
+// (session-record.md: "each invalid byte becoming U+FFFD"; overlong forms, surrogates and
+// code points past U+10FFFF are invalid). At most `max_bytes` input bytes are read.
 std::string SanitizeUtf8(std::span<const uint8_t> bytes, size_t max_bytes = 1024);
 
 }  // namespace pgtlsmon::parser

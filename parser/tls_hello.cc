@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "parser/text.h"
 #include "parser/tls_names.h"
 
 namespace pgtlsmon::parser {
@@ -29,56 +30,6 @@ constexpr uint8_t kSniHostName = 0;
 constexpr size_t kMaxSniBytes = 255;   // STYLE.md 4.1: names that outlive the packet are capped
 constexpr size_t kMaxAlpnBytes = 255;  // one protocol name is at most 255 bytes on the wire
 
-// Appends the UTF-8 encoding of U+FFFD.
-void AppendReplacement(std::string* out) { out->append("\xef\xbf\xbd"); }
-
-// Decodes `b` as UTF-8: well-formed sequences are copied, each byte that does not start one
-// becomes U+FFFD (session-record.md: "each invalid byte becoming U+FFFD").
-std::string DecodeUtf8(std::span<const uint8_t> b) {
-  std::string out;
-  out.reserve(b.size());
-  size_t i = 0;
-  while (i < b.size()) {
-    const uint8_t c = b[i];
-    size_t n = 0;       // continuation bytes expected
-    uint8_t lo = 0x80;  // bounds of the first continuation byte (no overlongs/surrogates)
-    uint8_t hi = 0xbf;
-    if (c < 0x80) {
-      out.push_back(static_cast<char>(c));
-      ++i;
-      continue;
-    } else if (c >= 0xc2 && c <= 0xdf) {
-      n = 1;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      n = 2;
-      if (c == 0xe0) lo = 0xa0;
-      if (c == 0xed) hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      n = 3;
-      if (c == 0xf0) lo = 0x90;
-      if (c == 0xf4) hi = 0x8f;
-    } else {
-      AppendReplacement(&out);
-      ++i;
-      continue;
-    }
-    bool ok = b.size() - i > n;
-    for (size_t k = 1; ok && k <= n; ++k) {
-      const uint8_t cc = b[i + k];
-      const uint8_t klo = k == 1 ? lo : uint8_t{0x80};
-      const uint8_t khi = k == 1 ? hi : uint8_t{0xbf};
-      ok = cc >= klo && cc <= khi;
-    }
-    if (!ok) {
-      AppendReplacement(&out);
-      ++i;
-      continue;
-    }
-    for (size_t k = 0; k <= n; ++k) out.push_back(static_cast<char>(b[i + k]));
-    i += n + 1;
-  }
-  return out;
-}
 
 std::string AsString(std::span<const uint8_t> b) {
   std::string s;
@@ -118,7 +69,7 @@ ParseResult ParseSni(ByteReader r, std::optional<std::string>* sni) {
     auto name = (type && len) ? list->Bytes(*len) : std::nullopt;
     if (!name) return kBad;
     if (*type == kSniHostName && !sni->has_value()) {
-      *sni = DecodeUtf8(name->first(std::min(name->size(), kMaxSniBytes)));
+      *sni = SanitizeUtf8(name->first(std::min(name->size(), kMaxSniBytes)));
     }
   }
   return ParseResult::kOk;
@@ -135,7 +86,7 @@ ParseResult ParseAlpnList(ByteReader r, std::vector<std::string>* names,
     auto name = len ? list->Bytes(*len) : std::nullopt;
     if (!name) return kBad;
     const auto capped = name->first(std::min(name->size(), kMaxAlpnBytes));
-    names->push_back(DecodeUtf8(capped));
+    names->push_back(SanitizeUtf8(capped));
     raw->push_back(AsString(capped));
   }
   return ParseResult::kOk;

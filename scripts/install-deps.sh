@@ -13,7 +13,7 @@ PACKAGES=(
   libcli11-dev libfmt-dev zlib1g-dev nlohmann-json3-dev libbenchmark-dev libclang-rt-14-dev
   # real peers for the tests and the benchmark
   tshark tcpdump postgresql-15 postgresql-client-15 prometheus iproute2 ethtool
-  libndpi-bin python3 hyperfine
+  libndpi-bin python3 python3-yaml hyperfine systemd
 )
 
 missing=()
