@@ -94,15 +94,17 @@ struct FlowTracker::Flow {
     size_t dir_;
   };
 
-  Flow(const FlowTrackerConfig& c, ParseStats* s)
+  Flow(const FlowTrackerConfig& c, ParseStats* s, CertificateCache* certs)
       : cfg(c),
         stats(s),
+        cert_cache(certs),
         streams{TcpStream(c.stream_cap), TcpStream(c.stream_cap)},
         tls{TlsRecordParser(c.max_handshake_message), TlsRecordParser(c.max_handshake_message)},
         sinks{DirectionSink(this, kClient), DirectionSink(this, kServer)} {}
 
   const FlowTrackerConfig& cfg;
   ParseStats* stats;
+  CertificateCache* cert_cache;  // shared by the tracker's connections: decode once per DER
   SessionRecord rec;
   TcpStream streams[2];
   TlsRecordParser tls[2];
@@ -277,7 +279,7 @@ struct FlowTracker::Flow {
     } else if (dir == kServer && type == kHandshakeCertificate && !rec.certificate &&
                !(rec.tls && rec.tls->version >= kTls13)) {
       CertificateInfo cert;
-      if (ParseCertificateMessage(body, &cert) == ParseResult::kOk) {
+      if (cert_cache->DecodeMessage(body, &cert) == ParseResult::kOk) {
         rec.certificate = std::move(cert);
       } else {
         stats->Add(Stage::kCertificate, Reason::kBadCertificate);
@@ -312,7 +314,10 @@ struct FlowTracker::Flow {
 };
 
 FlowTracker::FlowTracker(FlowTrackerConfig cfg, RecordFn on_record)
-    : cfg_(std::move(cfg)), on_record_(std::move(on_record)), port_bitmap_(65536, false) {
+    : cfg_(std::move(cfg)),
+      on_record_(std::move(on_record)),
+      cert_cache_(std::make_unique<CertificateCache>()),
+      port_bitmap_(65536, false) {
   for (uint16_t p : cfg_.ports) port_bitmap_[p] = true;
 }
 
@@ -347,7 +352,7 @@ FlowTracker::Entry* FlowTracker::Create(const FlowKey& key, const TcpSegment& se
     });
   }
 
-  auto flow = std::make_unique<Flow>(cfg_, &parse_stats_);
+  auto flow = std::make_unique<Flow>(cfg_, &parse_stats_, cert_cache_.get());
   SessionRecord& rec = flow->rec;
   rec.ts_us = ts_us;
   rec.sequence = next_slot_++;

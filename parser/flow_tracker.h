@@ -19,6 +19,8 @@
 
 namespace pgtlsmon::parser {
 
+class CertificateCache;
+
 struct FlowTrackerConfig {
   std::vector<uint16_t> ports = {5432};  // PostgreSQL ports (ignored when any_port)
   bool any_port = false;                 // recognise PostgreSQL and TLS by content everywhere
@@ -109,6 +111,7 @@ class FlowTracker {
   FlowTrackerConfig cfg_;
   RecordFn on_record_;
   FinalFn on_final_;
+  std::unique_ptr<CertificateCache> cert_cache_;
   absl::flat_hash_map<FlowKey, Entry> flows_;
   // Creation order, for evicting the oldest connection when the table is full.
   std::deque<std::pair<FlowKey, uint32_t>> creation_order_;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -62,6 +64,30 @@ Bytes ServerHello(uint16_t version, uint16_t suite) {
   b.push_back(0);
   b.insert(b.end(), {static_cast<uint8_t>(suite >> 8), static_cast<uint8_t>(suite), 0x00});
   return Record(22, version, Handshake(2, b));
+}
+
+// A Certificate handshake record (TLS 1.2) carrying one DER certificate.
+Bytes CertificateRecord(const Bytes& der) {
+  auto u24 = [](Bytes* b, size_t n) {
+    b->insert(b->end(), {static_cast<uint8_t>(n >> 16), static_cast<uint8_t>(n >> 8),
+                         static_cast<uint8_t>(n)});
+  };
+  Bytes body;
+  u24(&body, der.size() + 3);  // certificate_list length
+  u24(&body, der.size());      // one certificate
+  body.insert(body.end(), der.begin(), der.end());
+  Bytes h = {11};
+  u24(&h, body.size());
+  h.insert(h.end(), body.begin(), body.end());
+  return Record(22, 0x0303, h);
+}
+
+// RSA-1024, CN=weak.example, valid 2026-11-27T19:47:55Z to 2026-11-28T19:47:55Z.
+Bytes WeakCertificateDer() {
+  std::ifstream f(std::string(PGTLS_SOURCE_DIR) +
+                      "/tests/unit/parser/testdata/tls/weak_rsa1024.der",
+                  std::ios::binary);
+  return Bytes(std::istreambuf_iterator<char>(f), {});
 }
 
 Bytes Alert(uint8_t level, uint8_t desc) { return Record(21, 0x0303, {level, desc}); }
@@ -214,6 +240,61 @@ TEST_F(FlowTrackerTest, LegacyNegotiatedWithWeakCipher) {
   EXPECT_TRUE(r.has_finding(Finding::kLegacyTlsNegotiated));
   EXPECT_TRUE(r.has_finding(Finding::kWeakCipher));
   EXPECT_EQ(r.client_hello_max_version, 0x0301);
+}
+
+TEST_F(FlowTrackerTest, CertificateFindings) {
+  const Bytes der = WeakCertificateDer();
+  ASSERT_GT(der.size(), 400u);
+  // Inside the validity (2026-11-28T19:43Z), after it (2030), before it (2023).
+  for (const auto& [ts, expired] : {std::pair<uint64_t, bool>{1'795'895'000'000'000, false},
+                                    std::pair<uint64_t, bool>{1'900'000'000'000'000, true},
+                                    std::pair<uint64_t, bool>{1'700'000'000'000'000, true}}) {
+    records_.clear();
+    auto& t = Make();
+    Conn c(&t, 40000, ts);
+    c.Syn();
+    c.Client(kSslRequest);
+    c.Server({'S'});
+    c.Client(ClientHello(0x0303, 0x009c));
+    Bytes flight = ServerHello(0x0303, 0x009c);
+    const Bytes cert = CertificateRecord(der);
+    flight.insert(flight.end(), cert.begin(), cert.end());
+    c.Server(flight);
+    c.Client(Ccs());
+    c.Server(Ccs());
+    ASSERT_EQ(records_.size(), 1u);
+    const auto& r = records_[0];
+    ASSERT_TRUE(r.certificate.has_value());
+    EXPECT_EQ(r.certificate->subject, "CN=weak.example");
+    EXPECT_EQ(r.certificate->key_type, "RSA");
+    EXPECT_EQ(r.certificate->key_bits, 1024);
+    EXPECT_TRUE(r.has_finding(Finding::kWeakCertificateKey));
+    EXPECT_EQ(r.has_finding(Finding::kCertificateExpired), expired) << "ts " << ts;
+  }
+}
+
+TEST_F(FlowTrackerTest, ClientAcceptsLegacy) {
+  auto& t = Make();
+  Conn c(&t);
+  c.Syn();
+  c.Client(kSslRequest);
+  c.Server({'S'});
+  // A TLS 1.2 hello whose supported_versions also lists TLS 1.0 (0x0301).
+  Bytes b = {0x03, 0x03};
+  b.resize(2 + 32, 0x11);
+  b.push_back(0);
+  b.insert(b.end(), {0x00, 0x02, 0xc0, 0x2f, 0x01, 0x00});
+  b.insert(b.end(), {0x00, 0x0b,               // extensions length 11
+                     0x00, 0x2b, 0x00, 0x07,   // supported_versions, 7 bytes
+                     0x06, 0x03, 0x04, 0x03, 0x03, 0x03, 0x01});
+  c.Client(Record(22, 0x0301, Handshake(1, b)));
+  c.Server(ServerHello(0x0303, 0xc02f));
+  c.Client(Ccs());
+  c.Server(Ccs());
+  ASSERT_EQ(records_.size(), 1u);
+  EXPECT_TRUE(records_[0].has_finding(Finding::kClientAcceptsLegacyTls));
+  EXPECT_FALSE(records_[0].legacy);
+  EXPECT_EQ(records_[0].client_hello_max_version, 0x0304);
 }
 
 TEST_F(FlowTrackerTest, FatalAlertFails) {
