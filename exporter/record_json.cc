@@ -207,7 +207,12 @@ void AppendClientHello(const parser::ClientHelloInfo& ch, std::string* out) {
   out->append(", \"alpn\": ");
   AppendStringList(ch.alpn, out);
   out->append(", \"ja3\": ");
-  AppendJsonString(ch.ja3, out);
+  // Wireshark computes no JA3 for an SSLv2-format hello: null, as in its records.
+  if (ch.ja3.empty()) {
+    out->append("null");
+  } else {
+    AppendJsonString(ch.ja3, out);
+  }
   out->append(", \"ja4\": ");
   AppendJsonString(ch.ja4, out);
   if (ch.sslv2_format) {

@@ -347,6 +347,29 @@ TEST_F(FlowTrackerTest, DirectTls) {
   EXPECT_EQ(records_[0].outcome, Outcome::kTlsFailed);
 }
 
+TEST_F(FlowTrackerTest, DirectTlsWithSslv2FormatHello) {
+  auto& t = Make();
+  Conn c(&t);
+  c.Syn();
+  // RFC 5246 E.2: 2-byte header with the high bit set, msg_type 1, version 3.1, specs.
+  c.Client({0x80, 0x1f,                            // length 31
+            0x01,                                  // msg_type: client_hello
+            0x03, 0x01,                            // version: TLS 1.0
+            0x00, 0x06, 0x00, 0x00, 0x00, 0x10,    // spec, session id, challenge lengths
+            0x00, 0x00, 0x2f, 0x01, 0x00, 0x80,    // TLS_RSA_WITH_AES_128_CBC_SHA, SSL_CK_RC4
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15});  // challenge
+  c.Fin();
+  ASSERT_EQ(records_.size(), 1u);
+  const auto& r = records_[0];
+  EXPECT_TRUE(r.pg.direct_tls);
+  ASSERT_TRUE(r.client_hello.has_value());
+  EXPECT_TRUE(r.client_hello->sslv2_format);
+  EXPECT_EQ(r.client_hello->version, 0x0301);
+  EXPECT_EQ(r.client_hello->cipher_suites, std::vector<uint16_t>{0x002f});
+  EXPECT_EQ(r.outcome, Outcome::kTlsFailed);
+  EXPECT_TRUE(r.legacy);
+}
+
 TEST_F(FlowTrackerTest, InjectedBytesAfterSslResponse) {
   auto& t = Make();
   Conn c(&t);
