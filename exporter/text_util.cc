@@ -1,36 +1,15 @@
 #include "exporter/text_util.h"
 
 #include <cstdint>
+#include <span>
+
+#include "parser/text.h"
 
 namespace pgtlsmon::exporter {
 
 size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  const auto b0 = static_cast<uint8_t>(s[i]);
-  if (b0 < 0x80) return 1;
-  size_t len = 0;
-  uint8_t lo = 0x80;
-  uint8_t hi = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    len = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    len = 3;
-    if (b0 == 0xE0) lo = 0xA0;  // overlong
-    if (b0 == 0xED) hi = 0x9F;  // UTF-16 surrogates
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    len = 4;
-    if (b0 == 0xF0) lo = 0x90;  // overlong
-    if (b0 == 0xF4) hi = 0x8F;  // above U+10FFFF
-  } else {
-    return 0;
-  }
-  if (s.size() - i < len) return 0;
-  const auto b1 = static_cast<uint8_t>(s[i + 1]);
-  if (b1 < lo || b1 > hi) return 0;
-  for (size_t k = 2; k < len; ++k) {
-    const auto b = static_cast<uint8_t>(s[i + k]);
-    if (b < 0x80 || b > 0xBF) return 0;
-  }
-  return len;
+  const auto* p = reinterpret_cast<const uint8_t*>(s.data()) + i;  // NOLINT: chars as bytes
+  return parser::Utf8SequenceLength(std::span<const uint8_t>(p, s.size() - i));
 }
 
 std::string ValidUtf8(std::string_view s, size_t max_bytes) {

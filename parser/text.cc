@@ -7,9 +7,9 @@ namespace {
 
 constexpr char kReplacement[] = "\xEF\xBF\xBD";
 
-// Length of the valid UTF-8 sequence at the front of `b`, or 0 if it is not valid
-// (overlong forms, surrogates and code points past U+10FFFF are invalid, as in RFC 3629).
-size_t ValidSequenceLength(std::span<const uint8_t> b) {
+}  // namespace
+
+size_t Utf8SequenceLength(std::span<const uint8_t> b) {
   const uint8_t c = b[0];
   if (c < 0x80) return 1;
   size_t n = 0;
@@ -36,14 +36,12 @@ size_t ValidSequenceLength(std::span<const uint8_t> b) {
   return n;
 }
 
-}  // namespace
-
 std::string SanitizeUtf8(std::span<const uint8_t> bytes, size_t max_bytes) {
   bytes = bytes.first(std::min(bytes.size(), max_bytes));
   std::string out;
   out.reserve(bytes.size());
   while (!bytes.empty()) {
-    const size_t n = ValidSequenceLength(bytes);
+    const size_t n = Utf8SequenceLength(bytes);
     if (n == 0) {
       out += kReplacement;
       bytes = bytes.subspan(1);
