@@ -629,7 +629,8 @@ def report(readers, exp, pcap, ctx):
         f"- Machine: {m['cpu']}, {m['nproc']} CPUs (nproc), {m['mem_gib']:.1f} GiB RAM, "
         f"Linux {m['kernel']}",
         f"- Load average (1/5/15 min) before: {ctx['load_before']}, after: {ctx['load_after']}"
-        + (" — the machine was shared with other work, so expect noise" if ctx["busy"] else ""),
+        + (" (they count the benchmark's own runs)" if ctx["other_load"] else "")
+        + (" — the machine was busy with other work, so expect noise" if ctx["busy"] else ""),
         "- Other work on the machine, sampled for 0.25 s before each run: "
         + (f"median {ctx['other_load'][0]:.2f}, max {ctx['other_load'][1]:.2f} CPUs busy"
            if ctx["other_load"] else "not measured")
@@ -665,7 +666,7 @@ def report(readers, exp, pcap, ctx):
             if r.name.startswith("pgtlsmon")) + ").", ""]
     lines += ["## Readers", "", "| reader | command | what it does |", "|---|---|---|"]
     for r in readers:
-        cmd = r.command().replace(pcap, "FILE")
+        cmd = r.command().replace(pcap, "FILE").replace(REPO + os.sep, "")
         lines.append(f"| {r.name} | `{md_escape(cmd)}` | {md_escape(r.note)} |")
     lines.append("")
     return "\n".join(lines)
@@ -755,11 +756,12 @@ def main():
     ctx["load_after"] = loadavg()
     loads = [float(x) for x in f"{ctx['load_before']} {ctx['load_after']}".split()
              if re.fullmatch(r"[0-9.]+", x)]
-    ctx["busy"] = max(loads, default=0.0) > 0.5 * (os.cpu_count() or 1)
     samples = [x["busy_before"] for r in readers for x in r.runs
                if x.get("busy_before") is not None]
     ctx["other_load"] = (statistics.median(samples), max(samples)) if samples else None
-    ctx["busy"] = ctx["busy"] or (bool(samples) and statistics.median(samples) > 0.25)
+    # The per-run samples say more than load averages, which also count our own runs.
+    ctx["busy"] = (statistics.median(samples) > 0.25 if samples else
+                   max(loads, default=0.0) > 0.5 * (os.cpu_count() or 1))
     ctx["waited"] = sum(x.get("waited", 0) for r in readers for x in r.runs)
 
     text = report(readers, exp, pcap, ctx)
