@@ -196,6 +196,14 @@ int RunWatch(WatchOptions opts) {
   auto next_housekeeping = std::chrono::steady_clock::now();
   capture::RawPacket pkt;
   parser::TcpSegment seg;
+  auto process = [&] {
+    ++counted.packets;
+    counted.bytes += pkt.caplen;
+    if (parser::DecodeTcpSegment(pkt.linktype, pkt.data, &seg, &decode_stats) ==
+        parser::ParseResult::kOk) {
+      tracker.OnSegment(seg, pkt.ts_ns / 1000);
+    }
+  };
   while (!g_stop.load()) {
     auto got = src.Next(&pkt, 200);
     if (!got.ok()) {
@@ -204,12 +212,7 @@ int RunWatch(WatchOptions opts) {
       break;
     }
     if (*got) {
-      ++counted.packets;
-      counted.bytes += pkt.caplen;
-      if (parser::DecodeTcpSegment(pkt.linktype, pkt.data, &seg, &decode_stats) ==
-          parser::ParseResult::kOk) {
-        tracker.OnSegment(seg, pkt.ts_ns / 1000);
-      }
+      process();
       if ((counted.packets & 1023) != 0) continue;  // look at the clock now and then
     }
     const auto now = std::chrono::steady_clock::now();
@@ -228,7 +231,19 @@ int RunWatch(WatchOptions opts) {
       else Log("session log reopened");
     }
   }
-  // A clean stop: connections still open get their records, the log is flushed.
+  // A clean stop. What the kernel captured before the signal belongs to this run: without
+  // this drain, a connection made just before SIGTERM whose packets still sat in the capture
+  // buffer got no record (or, cut after its first packets, a wrong one). Bounded, so a busy
+  // interface cannot hold up the stop; 20 ms of quiet ends it.
+  if (rc == 0) {
+    const auto drain_until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (std::chrono::steady_clock::now() < drain_until) {
+      auto got = src.Next(&pkt, 20);
+      if (!got.ok() || !*got) break;
+      process();
+    }
+  }
+  // Connections still open get their records, the log is flushed.
   tracker.Finish();
   refresh();
   log.Flush();
