@@ -116,6 +116,11 @@ void AddWatchFlags(CLI::App* cmd, WatchOptions* o) {
 }
 
 int RunWatch(WatchOptions opts) {
+  // A malformed --listen is bad usage (exit 2), found before the capture is opened.
+  if (auto st = exporter::HttpServer::CheckListenAddress(opts.listen); !st.ok()) {
+    fmt::print(stderr, "pgtlsmon watch: --listen: {}\n", std::string(st.message()));
+    return 2;
+  }
   InstallSignals();
   opts.tracker.ordered_output = false;  // live: a record goes out as soon as it is final
 
@@ -162,7 +167,10 @@ int RunWatch(WatchOptions opts) {
     Log(std::string(server.status().message()));
     return 1;
   }
-  Log(fmt::format("serving /metrics and /healthz on {}", opts.listen));
+  // The bound port, so that --listen 127.0.0.1:0 says where it ended up.
+  const std::string bound = opts.listen.substr(0, opts.listen.rfind(':') + 1) +
+                            std::to_string((*server)->port());
+  Log(fmt::format("serving /metrics and /healthz on {}", bound));
 
   parser::FlowTracker tracker(opts.tracker, [&](parser::SessionRecord&& r) {
     metrics.OnRecord(r);

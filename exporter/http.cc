@@ -177,6 +177,10 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   return s;
 }
 
+absl::Status HttpServer::CheckListenAddress(const std::string& listen_addr) {
+  return ParseListenAddr(listen_addr).status();
+}
+
 HttpServer::~HttpServer() {
   if (thread_.joinable()) {
     const uint64_t one = 1;

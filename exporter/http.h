@@ -32,6 +32,10 @@ class HttpServer {
       const std::string& listen_addr, std::shared_ptr<prometheus::Collectable> metrics,
       std::function<bool()> healthy);
 
+  // Whether `listen_addr` is an address Start() accepts (InvalidArgument naming it if not),
+  // without binding: lets the caller reject bad usage before opening anything.
+  static absl::Status CheckListenAddress(const std::string& listen_addr);
+
   ~HttpServer();  // stops serving (a request in progress is finished or times out) and joins
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
