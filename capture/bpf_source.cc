@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -23,6 +24,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdarg>
+#include <cstdio>
+#include <fstream>
 #include <mutex>
 
 #include "capture.skel.h"
@@ -99,15 +103,65 @@ absl::Status Errno(int err, const std::string& what) {
   return absl::ErrnoToStatus(err, absl::StrCat("eBPF capture: ", what));
 }
 
+// The process's effective capability set (CapEff in /proc/self/status); nullopt if unreadable.
+std::optional<uint64_t> EffectiveCaps() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("CapEff:", 0) == 0) return std::stoull(line.substr(7), nullptr, 16);
+  }
+  return std::nullopt;
+}
+
+// The capabilities loading the program needs that this process lacks: CAP_BPF (bpf() itself,
+// maps) and CAP_PERFMON (without it the verifier refuses the program's stack pointer
+// arithmetic: "pointer arithmetic ... prohibited for !root"), or CAP_SYS_ADMIN for both.
+// Empty when nothing is missing or the set cannot be read.
+std::string MissingLoadCaps() {
+  constexpr int kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
+  const auto eff = EffectiveCaps();
+  if (!eff || (*eff >> kCapSysAdmin & 1) != 0) return "";
+  std::string missing;
+  if ((*eff >> kCapBpf & 1) == 0) missing = "CAP_BPF";
+  if ((*eff >> kCapPerfmon & 1) == 0)
+    absl::StrAppend(&missing, missing.empty() ? "" : " and ", "CAP_PERFMON");
+  return missing;
+}
+
+// libbpf's messages while loading, held back so that a plain lack of privilege is reported in
+// one line instead of libbpf's probe errors and a verifier log.
+std::string* g_libbpf_log = nullptr;
+
+int BufferLibbpf(enum libbpf_print_level level, const char* fmt, va_list ap) {
+  if (level == LIBBPF_DEBUG || g_libbpf_log == nullptr) return 0;
+  va_list ap2;
+  va_copy(ap2, ap);
+  const int n = std::vsnprintf(nullptr, 0, fmt, ap2);  // the verifier log can be long
+  va_end(ap2);
+  if (n <= 0) return n;
+  const size_t at = g_libbpf_log->size();
+  g_libbpf_log->resize(at + static_cast<size_t>(n) + 1);
+  std::vsnprintf(g_libbpf_log->data() + at, static_cast<size_t>(n) + 1, fmt, ap);
+  g_libbpf_log->resize(at + static_cast<size_t>(n));  // libbpf's text has its "libbpf: " prefix
+  return n;
+}
+
 // A BPF load failure, with the privilege or kernel feature that is most likely missing.
 absl::Status LoadError(int err) {
+  if (err == EPERM || err == EACCES) {
+    if (std::string missing = MissingLoadCaps(); !missing.empty()) {
+      return Errno(err, absl::StrCat("loading the socket filter needs CAP_BPF and CAP_PERFMON "
+                                     "(or CAP_SYS_ADMIN); this process lacks ",
+                                     missing, " (run as root or grant capabilities)"));
+    }
+  }
   switch (err) {
     case EPERM:
     case EACCES:
       return Errno(err,
-                   "loading the socket filter needs CAP_BPF/CAP_NET_ADMIN (run as root or grant "
-                   "capabilities); the verifier may also have rejected the program (see the "
-                   "libbpf log above)");
+                   "loading the socket filter was refused although CAP_BPF and CAP_PERFMON are "
+                   "present: the verifier rejected the program (see the libbpf log above), or "
+                   "a security module denies bpf()");
     case EINVAL:
     case E2BIG:
     case ENOTSUP:
@@ -217,6 +271,21 @@ absl::StatusOr<std::unique_ptr<BpfSource>> BpfSource::Create(const BpfConfig& cf
     }
   }
 
+  // libbpf's messages go to stderr, unless the failure is a plain lack of privilege.
+  std::string libbpf_log;
+  g_libbpf_log = &libbpf_log;
+  const libbpf_print_fn_t old_print = libbpf_set_print(BufferLibbpf);
+  struct RestorePrint {
+    std::string* log;
+    libbpf_print_fn_t old;
+    bool quiet = false;
+    ~RestorePrint() {
+      libbpf_set_print(old);
+      g_libbpf_log = nullptr;
+      if (!quiet) std::fputs(log->c_str(), stderr);
+    }
+  } restore{&libbpf_log, old_print};
+
   auto impl = std::make_unique<Impl>();
   impl->skel.reset(capture_bpf__open());
   if (!impl->skel) return Errno(errno, "opening the BPF skeleton (capture_bpf__open)");
@@ -238,6 +307,7 @@ absl::StatusOr<std::unique_ptr<BpfSource>> BpfSource::Create(const BpfConfig& cf
     return Errno(-err, "sizing the flow map");
   }
   if (int err = capture_bpf__load(impl->skel.get()); err != 0) {
+    restore.quiet = (-err == EPERM || -err == EACCES) && !MissingLoadCaps().empty();
     return LoadError(-err);
   }
 

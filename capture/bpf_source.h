@@ -14,7 +14,11 @@
 // With interface "any", a packet crossing several devices (a bridge and its port) is seen once
 // per device, and each copy counts against the cap.
 //
-// Needs CAP_BPF + CAP_NET_ADMIN (load; CAP_SYS_ADMIN on kernels before 5.8) and CAP_NET_RAW.
+// Needs CAP_BPF + CAP_PERFMON to load (CAP_SYS_ADMIN instead, and on kernels before 5.8) and
+// CAP_NET_RAW for the AF_PACKET socket; nothing once Create() has returned (MarkDone, LookupFlow
+// and Stats use file descriptors already held). Measured on Linux 6.18: without CAP_PERFMON the
+// verifier refuses the program ("pointer arithmetic ... prohibited for !root"); CAP_NET_ADMIN is
+// not needed for a socket filter.
 #pragma once
 
 #include <array>
@@ -77,7 +81,8 @@ struct FlowTuple {
 class BpfSource final : public PacketSource {
  public:
   // Loads the program, creates and binds the socket. Errors name the step and the privilege
-  // that is missing, e.g. "needs CAP_BPF/CAP_NET_ADMIN (run as root or grant capabilities)".
+  // that is missing, e.g. "needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); this process lacks
+  // CAP_PERFMON". libbpf's own messages are not printed when privileges are what is missing.
   static absl::StatusOr<std::unique_ptr<BpfSource>> Create(const BpfConfig& cfg);
   ~BpfSource() override;
   BpfSource(const BpfSource&) = delete;
