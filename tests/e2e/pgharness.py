@@ -309,8 +309,14 @@ class PgServer:
     """initdb + a postgres server owned by the `postgres` user, in `workdir` (which that user
     must own). start()/restart() take setting overrides on top of DEFAULT_SETTINGS."""
 
-    def __init__(self, workdir, certs, port=None, ipv6=None):
+    def __init__(self, workdir, certs, port=None, ipv6=None, netns=None):
         self.workdir = workdir
+        self.netns = netns  # a NetnsPair: the server runs in netns.server_ns on its veth address
+        if netns is not None:
+            self.host4 = netns.server_ip4
+            self.host6 = netns.server_ip6
+            if ipv6 is None:
+                ipv6 = netns.server_ip6 is not None
         self.datadir = os.path.join(workdir, "data")
         self.sockdir = os.path.join(workdir, "sock")
         self.logfile = os.path.join(workdir, "postgres.log")
@@ -326,7 +332,8 @@ class PgServer:
     host6 = "::1"
 
     def _as_pg(self, args, **kw):
-        return run(["runuser", "-u", PG_USER, "--"] + args, **kw)
+        prefix = self.netns.exec_prefix("server") if self.netns is not None else []
+        return run(prefix + ["runuser", "-u", PG_USER, "--"] + args, **kw)
 
     def _initdb(self):
         os.makedirs(self.sockdir, exist_ok=True)
@@ -338,6 +345,10 @@ class PgServer:
                     "local all all trust\n"
                     "host  all all 127.0.0.1/32 trust\n"
                     "host  all all ::1/128 trust\n")
+            if self.netns is not None:
+                f.write("host  all all %s trust\n" % self.netns.subnet4)
+                if self.netns.subnet6:
+                    f.write("host  all all %s trust\n" % self.netns.subnet6)
         with open(os.path.join(self.datadir, "postgresql.conf"), "a") as f:
             f.write("\ninclude_if_exists = 'pgharness.conf'\n")
 
@@ -345,7 +356,7 @@ class PgServer:
         s = dict(DEFAULT_SETTINGS)
         s.update({
             "port": str(self.port),
-            "listen_addresses": "127.0.0.1,::1" if self.ipv6 else "127.0.0.1",
+            "listen_addresses": ("%s,%s" % (self.host4, self.host6)) if self.ipv6 else self.host4,
             "unix_socket_directories": self.sockdir,
             "ssl_cert_file": self.certs["server_cert"],
             "ssl_key_file": self.certs["server_key"],
@@ -421,8 +432,10 @@ class Tcpdump:
     """tcpdump -i lo on one TCP port into a pcap. start() returns once tcpdump says it is
     listening; stop() lets in-flight packets arrive, sends SIGINT and waits for the flush."""
 
-    def __init__(self, pcap, port, iface="lo", snaplen=0, extra_filter=None, pidfile=None):
+    def __init__(self, pcap, port, iface="lo", snaplen=0, extra_filter=None, pidfile=None,
+                 netns_prefix=()):
         self.pcap, self.port, self.iface = pcap, port, iface
+        self.netns_prefix = list(netns_prefix)  # e.g. ["ip", "netns", "exec", NS]
         self.snaplen = snaplen
         self.filter = "tcp port %d" % port + (" and (%s)" % extra_filter if extra_filter else "")
         self.pidfile = pidfile
@@ -432,7 +445,7 @@ class Tcpdump:
         self._listening = threading.Event()
 
     def start(self, timeout=10):
-        cmd = ["tcpdump", "-i", self.iface, "-n", "-U", "--immediate-mode", "-Z", "root",
+        cmd = self.netns_prefix + ["tcpdump", "-i", self.iface, "-n", "-U", "--immediate-mode", "-Z", "root",
                "-w", self.pcap]
         if self.snaplen:
             cmd += ["-s", str(self.snaplen)]
@@ -569,6 +582,98 @@ def pcap_syns(path, server_port):
 
 
 # ---------------------------------------------------------------------------------------------
+# Network namespaces (optional): server and clients on two sides of a veth pair
+
+NETNS_PREFIX = "pgh-"
+_NETNS_RE = re.compile(r"^pgh-(\d+)-(\d+)-(srv|cli)$")
+_netns_count = 0
+
+
+def reap_stale_netns():
+    """Delete namespaces left by NetnsPair owners that no longer exist (the veth pair goes
+    with them)."""
+    res = run(["ip", "netns", "list"], check=False)
+    for line in res.stdout.decode(errors="replace").splitlines():
+        name = line.split()[0] if line.split() else ""
+        m = _NETNS_RE.match(name)
+        if m and not _pid_alive(int(m.group(1))):
+            run(["ip", "netns", "del", name], check=False)
+            log("removed stale network namespace %s" % name)
+
+
+class NetnsPair:
+    """Two network namespaces joined by a veth pair: `server` (server_veth, 10.201.0.1/24,
+    fd00:201::1/64) and `client` (client_veth, .2 / ::2). Names are unique per process and
+    call (pgh-<pid>-<n>-srv/cli); close() deletes both namespaces (and so the veth pair and
+    anything attached to it), and the next NetnsPair() reaps those of dead owners.
+
+        with ph.NetnsPair() as ns, ph.Harness(netns=ns) as h:
+            h.start_server()                   # postgres in ns.server_ns on 10.201.0.1
+            h.psql("tls13")                    # psql in ns.client_ns
+            run(ns.exec_prefix("server") + ["pgtlsmon", "watch", "-i", ns.server_veth, ...])
+    """
+
+    def __init__(self, ipv6=True, gro=True):
+        global _netns_count
+        reap_stale_netns()
+        _netns_count += 1
+        tag = "%d-%d" % (os.getpid(), _netns_count)
+        self.server_ns = NETNS_PREFIX + tag + "-srv"
+        self.client_ns = NETNS_PREFIX + tag + "-cli"
+        short = "%x%x" % (os.getpid(), _netns_count)  # interface names: at most 15 bytes
+        self.server_veth = ("pgs" + short)[:15]
+        self.client_veth = ("pgc" + short)[:15]
+        self.subnet4, self.server_ip4, self.client_ip4 = "10.201.0.0/24", "10.201.0.1", "10.201.0.2"
+        if ipv6:
+            self.subnet6, self.server_ip6, self.client_ip6 = "fd00:201::/64", "fd00:201::1", "fd00:201::2"
+        else:
+            self.subnet6 = self.server_ip6 = self.client_ip6 = None
+        self.created = []
+        _register(self)
+        try:
+            self._create(gro)
+        except Exception:
+            self.close()
+            raise
+
+    def _create(self, gro):
+        for ns in (self.server_ns, self.client_ns):
+            run(["ip", "netns", "add", ns])
+            self.created.append(ns)
+            run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        run(["ip", "link", "add", self.server_veth, "netns", self.server_ns, "type", "veth",
+             "peer", "name", self.client_veth, "netns", self.client_ns])
+        for ns, dev, ip4, ip6 in ((self.server_ns, self.server_veth, self.server_ip4, self.server_ip6),
+                                  (self.client_ns, self.client_veth, self.client_ip4, self.client_ip6)):
+            run(["ip", "-n", ns, "addr", "add", ip4 + "/24", "dev", dev])
+            if ip6:
+                run(["ip", "-n", ns, "addr", "add", ip6 + "/64", "dev", dev, "nodad"])
+            run(["ip", "-n", ns, "link", "set", dev, "up"])
+            if gro and shutil.which("ethtool"):
+                # veth hands GRO super-packets up (as well as the sender's TSO ones) with GRO on.
+                run(["ip", "netns", "exec", ns, "ethtool", "-K", dev, "gro", "on"], check=False)
+
+    def exec_prefix(self, side):
+        """The argv prefix that runs a command in the `server` or `client` namespace."""
+        return ["ip", "netns", "exec", self.server_ns if side == "server" else self.client_ns]
+
+    def close(self):
+        _unregister(self)
+        for ns in reversed(self.created):
+            run(["ip", "netns", "del", ns], check=False)
+        self.created = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+    def __repr__(self):
+        return "NetnsPair(%s, %s)" % (self.server_ns, self.client_ns)
+
+
+# ---------------------------------------------------------------------------------------------
 # Sessions and clients
 
 class Session:
@@ -581,9 +686,11 @@ class Session:
               'client_port'}) or None when no backend ran a query for this connection.
     """
 
-    def __init__(self, name, tool, host, server_port, expected, connections=1):
+    def __init__(self, name, tool, host, server_port, expected, connections=1, client_ip=None):
         self.name, self.tool, self.host = name, tool, host
         self.server_ip = str(ipaddress.ip_address(host))
+        # loopback: same address on both ends; between namespaces, the client's veth address
+        self.client_ip = str(ipaddress.ip_address(client_ip)) if client_ip else self.server_ip
         self.server_port = server_port
         self.expected = dict(expected)
         self.connections = connections
@@ -595,7 +702,7 @@ class Session:
 
     @property
     def client(self):
-        return (self.server_ip, self.client_port)  # loopback: same address on both ends
+        return (self.client_ip, self.client_port)
 
     def set_server_view(self, ssl, version, cipher, client_ip, client_port):
         self.server_view = {"ssl": ssl, "version": version or None, "cipher": cipher or None,
@@ -612,7 +719,7 @@ class Session:
         for k, v in cipher_facts(None).items():
             exp.setdefault(k, v)
         return {"name": self.name, "tool": self.tool,
-                "client": {"ip": self.server_ip, "port": self.client_port},
+                "client": {"ip": self.client_ip, "port": self.client_port},
                 "server": {"ip": self.server_ip, "port": self.server_port},
                 "reached_backend": self.server_view is not None,
                 "pg_stat_ssl": (None if self.server_view is None else
@@ -670,7 +777,10 @@ class Harness:
     """Owns a temp dir (postgres-owned), the certificates, at most one server, the captures
     and the sessions run so far. Use as a context manager; close() is also run at exit."""
 
-    def __init__(self, keep=False, port=None):
+    def __init__(self, keep=False, port=None, netns=None):
+        """netns: a NetnsPair (optional). The server then runs in its server namespace on the
+        veth address, clients run in the client namespace, and capture() listens on the
+        server's veth. Without it everything is on loopback, as before."""
         if missing_requirements():
             raise HarnessError("; ".join(missing_requirements()))
         reap_stale()
@@ -692,6 +802,7 @@ class Harness:
             for fn in files:
                 shutil.chown(os.path.join(dirpath, fn), PG_USER, PG_USER)
         self.port = port
+        self.netns = netns
         self.server = None
         self.sessions = []
         self._capture_start = 0
@@ -703,7 +814,8 @@ class Harness:
         the Harness(port=...) one if free, else any free one; a port taken between the probe
         and the bind is retried with another."""
         if self.server is None:
-            self.server = PgServer(self.pgdir, self.certs, port=free_port(self.port))
+            self.server = PgServer(self.pgdir, self.certs, port=free_port(self.port),
+                                   netns=self.netns)
         for attempt in range(3):
             try:
                 return self.server.start(**settings)
@@ -731,6 +843,10 @@ class Harness:
 
         if self.server is None:
             raise HarnessError("start_server() first")
+        if self.netns is not None:
+            return _Capture(pcap, self.server.port, snaplen=snaplen, iface=self.netns.server_veth,
+                            netns_prefix=self.netns.exec_prefix("server"),
+                            pidfile=os.path.join(self.root, "tcpdump.pid"))
         return _Capture(pcap, self.server.port, snaplen=snaplen,
                         pidfile=os.path.join(self.root, "tcpdump.pid"))
 
@@ -746,8 +862,8 @@ class Harness:
         for s in sessions:
             ip, port, _dst, _ts = syns[i]
             i += s.connections
-            if ip != s.server_ip:
-                raise HarnessError("%s: SYN from %s, expected %s" % (s.name, ip, s.server_ip))
+            if ip != s.client_ip:
+                raise HarnessError("%s: SYN from %s, expected %s" % (s.name, ip, s.client_ip))
             if s.client_port is not None and s.client_port != port:
                 raise HarnessError("%s: server saw client port %d, capture %d" % (
                     s.name, s.client_port, port))
@@ -790,7 +906,16 @@ class Harness:
             raise HarnessError("server not running")
         if ipv6 and not self.server.ipv6:
             raise HarnessError("no IPv6 loopback")
-        return PgServer.host6 if ipv6 else PgServer.host4
+        return self.server.host6 if ipv6 else self.server.host4
+
+    def _client_ip(self, ipv6):
+        if self.netns is None:
+            return None  # loopback: the server's address
+        return self.netns.client_ip6 if ipv6 else self.netns.client_ip4
+
+    def _client_run(self, cmd, **kw):
+        prefix = self.netns.exec_prefix("client") if self.netns is not None else []
+        return run(prefix + cmd, **kw)
 
     def psql(self, name, *, sslmode="require", tls_version=None, min_version=None,
              max_version=None, ipv6=False, sni=False, legacy_ciphers=None, expect_outcome=None,
@@ -824,9 +949,9 @@ class Harness:
                     "direct_tls": False, "hello_retry_request": expect_hrr, "alert": expect_alert}
         if outcome == "tls" and tls_version:
             expected["want_version"] = tls_version
-        s = Session(name, "psql", host, self.server.port, expected)
+        s = Session(name, "psql", host, self.server.port, expected, client_ip=self._client_ip(ipv6))
         cmd = [os.path.join(PG_BIN, "psql"), "-XAt", " ".join(conn), "-c", VIEW_SQL]
-        res = run(cmd, check=False, timeout=30, env=self._env(legacy_ciphers))
+        res = self._client_run(cmd, check=False, timeout=30, env=self._env(legacy_ciphers))
         return self._finish(s, res, cmd)
 
     def s_client_starttls(self, name, *, tls_version=None, cipher="DEFAULT@SECLEVEL=0",
@@ -852,8 +977,9 @@ class Harness:
                     "direct_tls": False, "hello_retry_request": expect_hrr, "alert": expect_alert}
         if expect_outcome == "tls" and tls_version:
             expected["want_version"] = tls_version
-        s = Session(name, "s_client", host, self.server.port, expected)
-        res = run(cmd, check=False, timeout=30, input=payload, env=self._env())
+        s = Session(name, "s_client", host, self.server.port, expected,
+                    client_ip=self._client_ip(ipv6))
+        res = self._client_run(cmd, check=False, timeout=30, input=payload, env=self._env())
         if expect_outcome == "tls" and not query:
             expected["tls_version"] = tls_version
         return self._finish(s, res, cmd)
@@ -872,8 +998,9 @@ class Harness:
         cmd += list(extra_args)
         expected = {"outcome": "tls_failed", "ssl_response": None, "direct_tls": True,
                     "hello_retry_request": None, "alert": expect_alert}
-        s = Session(name, "s_client-direct", host, self.server.port, expected)
-        res = run(cmd, check=False, timeout=30, input=b"", env=self._env())
+        s = Session(name, "s_client-direct", host, self.server.port, expected,
+                    client_ip=self._client_ip(ipv6))
+        res = self._client_run(cmd, check=False, timeout=30, input=b"", env=self._env())
         return self._finish(s, res, cmd)
 
     # -- truth ----------------------------------------------------------------------------
