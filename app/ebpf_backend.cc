@@ -11,9 +11,11 @@ namespace {
 
 class EbpfBackend final : public LiveBackend {
  public:
-  EbpfBackend(std::unique_ptr<capture::BpfSource> src, std::string iface)
-      : src_(std::move(src)), iface_(std::move(iface)) {}
+  EbpfBackend(std::unique_ptr<capture::BpfSource> src, std::string iface,
+              uint32_t block_timeout_ms)
+      : src_(std::move(src)), iface_(std::move(iface)), block_timeout_ms_(block_timeout_ms) {}
   std::string kind() const override { return "ebpf"; }
+  int max_delivery_delay_ms() const override { return static_cast<int>(block_timeout_ms_); }
   absl::StatusOr<bool> Next(capture::RawPacket* pkt, int timeout_ms) override {
     return src_->NextWithTimeout(pkt, timeout_ms);
   }
@@ -41,6 +43,7 @@ class EbpfBackend final : public LiveBackend {
  private:
   std::unique_ptr<capture::BpfSource> src_;
   std::string iface_;
+  uint32_t block_timeout_ms_;
 };
 
 }  // namespace
@@ -53,7 +56,7 @@ absl::StatusOr<std::unique_ptr<LiveBackend>> OpenEbpf(const WatchOptions& opts) 
   cfg.ring_bytes = static_cast<size_t>(opts.buffer_mib) << 20;
   auto src = capture::BpfSource::Create(cfg);
   if (!src.ok()) return src.status();
-  return std::make_unique<EbpfBackend>(std::move(*src), opts.interface);
+  return std::make_unique<EbpfBackend>(std::move(*src), opts.interface, cfg.block_timeout_ms);
 }
 
 }  // namespace pgtlsmon::app

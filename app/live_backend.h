@@ -20,6 +20,9 @@ class LiveBackend {
   virtual absl::StatusOr<bool> Next(capture::RawPacket* pkt, int timeout_ms) = 0;
   // The back end's own counters: source label, drops by reason, packets it skipped.
   virtual exporter::CaptureSourceStats Stats() = 0;
+  // The longest a captured packet may wait in the kernel before Next() can return it (the
+  // ring's block timeout): the drain at stop waits this long for stragglers.
+  virtual int max_delivery_delay_ms() const { return 0; }
   // The connection's record is final: the back end may stop delivering its payload.
   virtual void MarkDone(const parser::FlowKey& /*key*/) {}
 };

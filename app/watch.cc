@@ -242,11 +242,12 @@ int RunWatch(WatchOptions opts) {
   // A clean stop. What the kernel captured before the signal belongs to this run: without
   // this drain, a connection made just before SIGTERM whose packets still sat in the capture
   // buffer got no record (or, cut after its first packets, a wrong one). Bounded, so a busy
-  // interface cannot hold up the stop; 20 ms of quiet ends it.
+  // interface cannot hold up the stop; quiet for longer than the ring's block timeout ends it.
   if (rc == 0) {
     const auto drain_until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    const int quiet_ms = src.max_delivery_delay_ms() + 20;
     while (std::chrono::steady_clock::now() < drain_until) {
-      auto got = src.Next(&pkt, 20);
+      auto got = src.Next(&pkt, quiet_ms);
       if (!got.ok() || !*got) break;
       process();
     }
