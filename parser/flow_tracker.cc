@@ -22,11 +22,116 @@ constexpr uint64_t kClosedLingerUs = 30ull * 1000000;  // tombstones of closed c
 constexpr uint8_t kFinClient = 1;
 constexpr uint8_t kFinServer = 2;
 constexpr uint8_t kRst = 4;
+// The extensions whose contents ParseClientHello/ParseServerHello read (tls_hello.cc); every
+// other extension counts by its type alone.
+constexpr uint16_t kExtServerName = 0x0000;
+constexpr uint16_t kExtSupportedGroups = 0x000a;
+constexpr uint16_t kExtEcPointFormats = 0x000b;
+constexpr uint16_t kExtSignatureAlgorithms = 0x000d;
+constexpr uint16_t kExtAlpn = 0x0010;
+constexpr uint16_t kExtSupportedVersions = 0x002b;
 
+// Byte-wise (big-endian) order of the addresses, compared as two 64-bit words each.
 bool LessEndpoint(const IpAddress& a, uint16_t ap, const IpAddress& b, uint16_t bp) {
+  using flow_key_internal::Load64;
   if (a.is_v6 != b.is_v6) return !a.is_v6;
-  if (a.bytes != b.bytes) return a.bytes < b.bytes;
+  const uint64_t a0 = __builtin_bswap64(Load64(a.bytes.data()));
+  const uint64_t b0 = __builtin_bswap64(Load64(b.bytes.data()));
+  if (a0 != b0) return a0 < b0;
+  const uint64_t a1 = __builtin_bswap64(Load64(a.bytes.data() + 8));
+  const uint64_t b1 = __builtin_bswap64(Load64(b.bytes.data() + 8));
+  if (a1 != b1) return a1 < b1;
   return ap < bp;
+}
+
+bool SameIp(const IpAddress& a, const IpAddress& b) {
+  using flow_key_internal::Load64;
+  return ((Load64(a.bytes.data()) ^ Load64(b.bytes.data())) |
+          (Load64(a.bytes.data() + 8) ^ Load64(b.bytes.data() + 8))) == 0 &&
+         a.is_v6 == b.is_v6;
+}
+
+// A hello's "shape": the bytes its parsed form (ClientHelloInfo / ServerHelloInfo, fingerprints
+// included) depends on, leaving out what changes from one connection of the same client to the
+// next (random, session id, key shares, PSK identities, padding contents). Walks the framing
+// exactly as ParseClientHello/ParseServerHello do and gives up (false: parse without the
+// cache) wherever they could fail on framing, so two bodies with one shape parse alike.
+void PutU16(std::string* k, uint16_t v) {
+  k->push_back(static_cast<char>(v >> 8));
+  k->push_back(static_cast<char>(v & 0xff));
+}
+void PutBytes(std::string* k, std::span<const uint8_t> b) {
+  k->append(reinterpret_cast<const char*>(b.data()), b.size());  // NOLINT
+}
+bool ClientExtensionParsed(uint16_t type) {
+  return type == kExtServerName || type == kExtSupportedGroups || type == kExtEcPointFormats ||
+         type == kExtSignatureAlgorithms || type == kExtAlpn || type == kExtSupportedVersions;
+}
+bool ServerExtensionParsed(uint16_t type) {
+  return type == kExtSupportedVersions || type == kExtAlpn;
+}
+bool PutExtensionShapes(ByteReader& r, bool client, std::string* k) {
+  if (r.empty()) {
+    k->push_back(0);
+    return true;
+  }
+  k->push_back(1);
+  auto ext_len = r.U16Be();
+  auto exts = ext_len ? r.Sub(*ext_len) : std::nullopt;
+  if (!exts || !r.empty()) return false;
+  while (!exts->empty()) {
+    auto type = exts->U16Be();
+    auto len = exts->U16Be();
+    auto ext = (type && len) ? exts->Sub(*len) : std::nullopt;
+    if (!ext) return false;
+    PutU16(k, *type);
+    PutU16(k, *len);
+    if (client ? ClientExtensionParsed(*type) : ServerExtensionParsed(*type)) {
+      PutBytes(k, ext->rest());
+    }
+  }
+  return true;
+}
+bool ClientHelloShape(std::span<const uint8_t> body, uint16_t record_version, std::string* k) {
+  k->clear();
+  k->push_back('C');
+  PutU16(k, record_version);
+  ByteReader r(body);
+  auto version = r.U16Be();
+  if (!version || !r.Skip(32)) return false;
+  PutU16(k, *version);
+  auto sid_len = r.U8();
+  if (!sid_len || *sid_len > 32 || !r.Skip(*sid_len)) return false;
+  auto cs_len = r.U16Be();
+  auto suites = cs_len ? r.Sub(*cs_len) : std::nullopt;
+  if (!suites) return false;
+  PutU16(k, *cs_len);
+  PutBytes(k, suites->rest());
+  auto comp_len = r.U8();
+  if (!comp_len || *comp_len == 0 || !r.Skip(*comp_len)) return false;
+  k->push_back(static_cast<char>(*comp_len));
+  return PutExtensionShapes(r, true, k);
+}
+bool ServerHelloShape(std::span<const uint8_t> body, std::string* k) {
+  k->clear();
+  k->push_back('S');
+  ByteReader r(body);
+  auto version = r.U16Be();
+  auto random = r.Bytes(32);
+  if (!version || !random) return false;
+  PutU16(k, *version);
+  k->push_back(std::equal(random->begin(), random->end(), kHelloRetryRequestRandom.begin(),
+                          kHelloRetryRequestRandom.end())
+                   ? 1
+                   : 0);
+  auto sid_len = r.U8();
+  if (!sid_len || *sid_len > 32 || !r.Skip(*sid_len)) return false;
+  auto suite = r.U16Be();
+  auto compression = r.U8();
+  if (!suite || !compression) return false;
+  PutU16(k, *suite);
+  k->push_back(static_cast<char>(*compression));
+  return PutExtensionShapes(r, false, k);
 }
 
 // A TLS record's first byte, or an SSLv2-format ClientHello's header.
@@ -42,6 +147,44 @@ bool LooksLikeClientHelloStart(std::span<const uint8_t> d) {
 }
 
 }  // namespace
+
+// Parsed ClientHellos and ServerHellos by shape: a client library sends the same hello, but for
+// its random and key shares, on every connection, and parsing plus JA3/JA4 (MD5, SHA-256 and
+// hex formatting) is most of a connection's cost. Only successful parses are kept; the cache is
+// emptied when full (it holds one entry per distinct client/server configuration).
+struct FlowTracker::HelloCache {
+  static constexpr size_t kMaxEntries = 1024;
+  std::string key;  // scratch, reused
+  absl::flat_hash_map<std::string, ClientHelloInfo> clients;
+  absl::flat_hash_map<std::string, ServerHelloInfo> servers;
+
+  ParseResult Client(std::span<const uint8_t> body, uint16_t rv, ClientHelloInfo* out) {
+    if (!ClientHelloShape(body, rv, &key)) return ParseClientHello(body, rv, out);
+    if (auto it = clients.find(key); it != clients.end()) {
+      *out = it->second;
+      return ParseResult::kOk;
+    }
+    const ParseResult res = ParseClientHello(body, rv, out);
+    if (res == ParseResult::kOk) {
+      if (clients.size() >= kMaxEntries) clients.clear();
+      clients.emplace(key, *out);
+    }
+    return res;
+  }
+  ParseResult Server(std::span<const uint8_t> body, ServerHelloInfo* out) {
+    if (!ServerHelloShape(body, &key)) return ParseServerHello(body, out);
+    if (auto it = servers.find(key); it != servers.end()) {
+      *out = it->second;
+      return ParseResult::kOk;
+    }
+    const ParseResult res = ParseServerHello(body, out);
+    if (res == ParseResult::kOk) {
+      if (servers.size() >= kMaxEntries) servers.clear();
+      servers.emplace(key, *out);
+    }
+    return res;
+  }
+};
 
 std::string_view EvictionReasonName(EvictionReason r) {
   switch (r) {
@@ -94,10 +237,11 @@ struct FlowTracker::Flow {
     size_t dir_;
   };
 
-  Flow(const FlowTrackerConfig& c, ParseStats* s, CertificateCache* certs)
+  Flow(const FlowTrackerConfig& c, ParseStats* s, CertificateCache* certs, HelloCache* hellos)
       : cfg(c),
         stats(s),
         cert_cache(certs),
+        hello_cache(hellos),
         streams{TcpStream(c.stream_cap), TcpStream(c.stream_cap)},
         tls{TlsRecordParser(c.max_handshake_message), TlsRecordParser(c.max_handshake_message)},
         sinks{DirectionSink(this, kClient), DirectionSink(this, kServer)} {}
@@ -105,6 +249,8 @@ struct FlowTracker::Flow {
   const FlowTrackerConfig& cfg;
   ParseStats* stats;
   CertificateCache* cert_cache;  // shared by the tracker's connections: decode once per DER
+  HelloCache* hello_cache;       // likewise, parse once per hello shape
+  uint64_t slot = 0;             // position in the tracker's output order
   SessionRecord rec;
   TcpStream streams[2];
   TlsRecordParser tls[2];
@@ -246,7 +392,7 @@ struct FlowTracker::Flow {
     if (dir == kClient && type == kHandshakeClientHello) {
       if (rec.client_hello) return;  // the second one, after a HelloRetryRequest
       ClientHelloInfo ch;
-      if (ParseClientHello(body, rv, &ch) != ParseResult::kOk) {
+      if (hello_cache->Client(body, rv, &ch) != ParseResult::kOk) {
         stats->Add(Stage::kTls, Reason::kBadHandshake);
         return;
       }
@@ -255,7 +401,7 @@ struct FlowTracker::Flow {
     } else if (dir == kServer && type == kHandshakeServerHello) {
       if (rec.server_hello) return;
       ServerHelloInfo sh;
-      if (ParseServerHello(body, &sh) != ParseResult::kOk) {
+      if (hello_cache->Server(body, &sh) != ParseResult::kOk) {
         stats->Add(Stage::kTls, Reason::kBadHandshake);
         return;
       }
@@ -317,16 +463,15 @@ FlowTracker::FlowTracker(FlowTrackerConfig cfg, RecordFn on_record)
     : cfg_(std::move(cfg)),
       on_record_(std::move(on_record)),
       cert_cache_(std::make_unique<CertificateCache>()),
-      port_bitmap_(65536, false) {
-  for (uint16_t p : cfg_.ports) port_bitmap_[p] = true;
+      port_bitmap_(65536 / 64, 0),
+      hello_cache_(std::make_unique<HelloCache>()) {
+  for (uint16_t p : cfg_.ports) port_bitmap_[p >> 6] |= uint64_t{1} << (p & 63);
 }
 
 FlowTracker::~FlowTracker() = default;
 
-bool FlowTracker::IsMonitoredPort(uint16_t port) const { return port_bitmap_[port]; }
-
 FlowTracker::Entry* FlowTracker::Create(const FlowKey& key, const TcpSegment& seg,
-                                        uint64_t ts_us) {
+                                        uint64_t ts_us, uint64_t sequence) {
   if (flows_.size() >= cfg_.max_flows) {
     // Evict the oldest connection still in the table.
     while (!creation_order_.empty()) {
@@ -344,7 +489,7 @@ FlowTracker::Entry* FlowTracker::Create(const FlowKey& key, const TcpSegment& se
   e.generation = next_generation_++;
   e.last_us = ts_us;
   creation_order_.emplace_back(key, e.generation);
-  if (creation_order_.size() > 2 * cfg_.max_flows + 1024) {
+  if (creation_order_.size() > 2 * flows_.size() + 1024) {
     // Drop stale positions (connections already gone) so the queue stays bounded.
     std::erase_if(creation_order_, [this](const auto& p) {
       auto it = flows_.find(p.first);
@@ -352,12 +497,12 @@ FlowTracker::Entry* FlowTracker::Create(const FlowKey& key, const TcpSegment& se
     });
   }
 
-  auto flow = std::make_unique<Flow>(cfg_, &parse_stats_, cert_cache_.get());
+  auto flow = std::make_unique<Flow>(cfg_, &parse_stats_, cert_cache_.get(), hello_cache_.get());
   SessionRecord& rec = flow->rec;
   rec.ts_us = ts_us;
-  rec.sequence = next_slot_++;
-  pending_.emplace_back();
-  pending_done_.push_back(false);
+  rec.sequence = sequence;
+  flow->slot = next_slot_++;
+  pending_.push_back(Pending{nullptr, sequence, false});
   // Who is the client: the SYN sender; else the SYN-ACK receiver; else the side away from a
   // monitored port; else the sender of the first packet.
   const Endpoint src{seg.src, seg.sport};
@@ -376,12 +521,18 @@ FlowTracker::Entry* FlowTracker::Create(const FlowKey& key, const TcpSegment& se
   return &e;
 }
 
+void FlowTracker::SweepDue(uint64_t ts_us) {
+  if (next_sweep_us_ != 0) Sweep(ts_us);
+  next_sweep_us_ = ts_us + kSweepIntervalUs;
+}
+
 void FlowTracker::OnSegment(const TcpSegment& seg, uint64_t ts_us) {
+  OnSegment(seg, ts_us, next_slot_);
+}
+
+void FlowTracker::OnSegment(const TcpSegment& seg, uint64_t ts_us, uint64_t packet_index) {
   ++stats_.segments;
-  if (ts_us >= next_sweep_us_) {
-    if (next_sweep_us_ != 0) Sweep(ts_us);
-    next_sweep_us_ = ts_us + kSweepIntervalUs;
-  }
+  AdvanceTime(ts_us);
   if (!cfg_.any_port && !IsMonitoredPort(seg.sport) && !IsMonitoredPort(seg.dport)) {
     ++stats_.skipped_segments;
     stats_.skipped_bytes += seg.payload_wire_len;
@@ -392,8 +543,17 @@ void FlowTracker::OnSegment(const TcpSegment& seg, uint64_t ts_us) {
   const bool ack = (seg.flags & kTcpAck) != 0;
   auto it = flows_.find(key);
   Entry* e = nullptr;
-  if (it != flows_.end()) {
+  if (it != flows_.end()) [[likely]] {
     e = &it->second;
+    if (e->flow == nullptr && !syn) [[likely]] {
+      // The record is final: count and move on (the cost of a hash probe).
+      e->last_us = std::max(e->last_us, ts_us);
+      ++stats_.skipped_segments;
+      stats_.skipped_bytes += seg.payload_wire_len;
+      if (seg.flags & kTcpRst) e->fin_mask |= kRst;
+      if (seg.flags & kTcpFin) e->fin_mask |= kFinClient;  // either side: closing
+      return;
+    }
     // A new SYN on a finished 4-tuple starts a new connection with its own record.
     if (syn && !ack && e->has_isn && seg.seq != e->client_isn &&
         (e->fin_mask != 0 || e->flow == nullptr)) {
@@ -402,7 +562,7 @@ void FlowTracker::OnSegment(const TcpSegment& seg, uint64_t ts_us) {
       e = nullptr;
     }
   }
-  if (e == nullptr) e = Create(key, seg, ts_us);
+  if (e == nullptr) e = Create(key, seg, ts_us, packet_index);
   e->last_us = std::max(e->last_us, ts_us);
 
   Flow* f = e->flow.get();
@@ -414,7 +574,7 @@ void FlowTracker::OnSegment(const TcpSegment& seg, uint64_t ts_us) {
     if (seg.flags & kTcpFin) e->fin_mask |= kFinClient;  // either side: the tombstone is closing
     return;
   }
-  bool from_client = seg.src == f->rec.client.ip && seg.sport == f->rec.client.port;
+  bool from_client = seg.sport == f->rec.client.port && SameIp(seg.src, f->rec.client.ip);
   if (syn && !f->has_payload && (ack == from_client)) {
     // A SYN from the side we took for the server (or a SYN-ACK from the client) before any
     // payload: the first packet misled us, swap.
@@ -527,7 +687,7 @@ static void Conclude(FlowTracker::Flow& f) {
 void FlowTracker::Finalize(const FlowKey& key, Entry& e) {
   if (e.flow == nullptr) return;
   Flow& f = *e.flow;
-  const uint64_t slot = f.rec.sequence;
+  const uint64_t slot = f.slot;
   const bool reported = f.has_payload && (!cfg_.any_port || f.recognised);
   if (reported) {
     Conclude(f);
@@ -547,17 +707,20 @@ void FlowTracker::Emit(uint64_t slot, SessionRecord&& rec) {
     return;
   }
   const size_t i = static_cast<size_t>(slot - pending_base_);
-  pending_[i] = std::move(rec);
+  if (i == 0) {  // the oldest connection: no need to park the record
+    on_record_(std::move(rec));
+  } else {
+    pending_[i].rec = std::make_unique<SessionRecord>(std::move(rec));
+  }
   ReleaseSlot(slot);
 }
 
 void FlowTracker::ReleaseSlot(uint64_t slot) {
   const size_t i = static_cast<size_t>(slot - pending_base_);
-  pending_done_[i] = true;
-  while (!pending_done_.empty() && pending_done_.front()) {
-    if (pending_.front()) on_record_(std::move(*pending_.front()));
+  pending_[i].done = true;
+  while (!pending_.empty() && pending_.front().done) {
+    if (pending_.front().rec) on_record_(std::move(*pending_.front().rec));
     pending_.pop_front();
-    pending_done_.pop_front();
     ++pending_base_;
   }
 }

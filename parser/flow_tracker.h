@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -40,13 +41,56 @@ struct FlowKey {
   IpAddress hi_ip;
   uint16_t lo_port = 0;
   uint16_t hi_port = 0;
-
-  friend bool operator==(const FlowKey&, const FlowKey&) = default;
-  template <typename H>
-  friend H AbslHashValue(H h, const FlowKey& k) {
-    return H::combine(std::move(h), k.lo_ip.bytes, k.hi_ip.bytes, k.lo_port, k.hi_port);
-  }
 };
+
+namespace flow_key_internal {
+inline uint64_t Load64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline uint64_t Mum(uint64_t a, uint64_t b) {
+  const unsigned __int128 r = static_cast<unsigned __int128>(a) * b;
+  return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
+}
+}  // namespace flow_key_internal
+
+// The connection table's hash: the addresses as four 64-bit words and the ports, mixed with
+// three 64x64->128 multiplies (wyhash's "mum"). The key is canonical, so the hash is symmetric:
+// both directions of a connection get the same value (replay --threads shards by it).
+inline uint64_t FlowKeyHash(const FlowKey& k) {
+  using flow_key_internal::Load64;
+  using flow_key_internal::Mum;
+  const uint64_t ports = (uint64_t{k.lo_port} << 16) | k.hi_port |
+                         (uint64_t{k.lo_ip.is_v6} << 32) | (uint64_t{k.hi_ip.is_v6} << 33);
+  const uint64_t h1 = Mum(Load64(k.lo_ip.bytes.data()) ^ 0xa0761d6478bd642full,
+                          Load64(k.hi_ip.bytes.data()) ^ 0xe7037ed1a0b428dbull);
+  const uint64_t h2 = Mum(Load64(k.lo_ip.bytes.data() + 8) ^ 0x8ebc6af09c88c6e3ull ^ ports,
+                          Load64(k.hi_ip.bytes.data() + 8) ^ 0x589965cc75374cc3ull);
+  return Mum(h1 ^ 0x1d8e4e27c47d124full, h2 ^ ports);
+}
+
+inline bool operator==(const FlowKey& a, const FlowKey& b) {
+  using flow_key_internal::Load64;
+  const uint8_t* al = a.lo_ip.bytes.data();
+  const uint8_t* ah = a.hi_ip.bytes.data();
+  const uint8_t* bl = b.lo_ip.bytes.data();
+  const uint8_t* bh = b.hi_ip.bytes.data();
+  return ((Load64(al) ^ Load64(bl)) | (Load64(al + 8) ^ Load64(bl + 8)) |  // NOLINT
+          (Load64(ah) ^ Load64(bh)) | (Load64(ah + 8) ^ Load64(bh + 8))) == 0 &&  // NOLINT
+         a.lo_port == b.lo_port && a.hi_port == b.hi_port && a.lo_ip.is_v6 == b.lo_ip.is_v6 &&
+         a.hi_ip.is_v6 == b.hi_ip.is_v6;
+}
+
+template <typename H>
+H AbslHashValue(H h, const FlowKey& k) {
+  return H::combine(std::move(h), FlowKeyHash(k));
+}
+
+struct FlowKeyHasher {
+  size_t operator()(const FlowKey& k) const { return static_cast<size_t>(FlowKeyHash(k)); }
+};
+
 FlowKey MakeFlowKey(const TcpSegment& seg);
 
 enum class EvictionReason : uint8_t { kTableFull, kIdleTimeout, kCount };
@@ -77,6 +121,23 @@ class FlowTracker {
   // One TCP segment captured at `ts_us` (microseconds since the epoch). The segment's bytes
   // are only read during the call.
   void OnSegment(const TcpSegment& seg, uint64_t ts_us);
+  // The same, with the packet's index in the whole input: a connection's record gets the index
+  // of its first packet as `sequence`, so records of several trackers (one per shard of the
+  // connections) can be merged back into first-packet order.
+  void OnSegment(const TcpSegment& seg, uint64_t ts_us, uint64_t packet_index);
+
+  // Capture time moves on without a segment for this tracker (another shard's packet): runs
+  // the idle sweep when it is due, exactly when a single tracker seeing every packet would.
+  void AdvanceTime(uint64_t ts_us) {
+    if (ts_us >= next_sweep_us_) SweepDue(ts_us);
+  }
+
+  // With ordered output: the smallest `sequence` whose record may still be delivered (the
+  // oldest connection not delivered yet); nullopt when every record so far was delivered.
+  std::optional<uint64_t> oldest_pending_sequence() const {
+    if (pending_.empty()) return std::nullopt;
+    return pending_.front().sequence;
+  }
 
   // Drops connections idle for longer than the timeout, as of capture time `now_us`.
   void ExpireIdle(uint64_t now_us);
@@ -100,31 +161,40 @@ class FlowTracker {
     bool has_isn = false;
   };
 
-  Entry* Create(const FlowKey& key, const TcpSegment& seg, uint64_t ts_us);
+  Entry* Create(const FlowKey& key, const TcpSegment& seg, uint64_t ts_us, uint64_t sequence);
   void Finalize(const FlowKey& key, Entry& e);
   void Evict(const FlowKey& key, EvictionReason why);
+  void SweepDue(uint64_t ts_us);
   void Emit(uint64_t slot, SessionRecord&& rec);
   void ReleaseSlot(uint64_t slot);
   void Sweep(uint64_t now_us);
-  bool IsMonitoredPort(uint16_t port) const;
+  bool IsMonitoredPort(uint16_t port) const {
+    return ((port_bitmap_[port >> 6] >> (port & 63)) & 1) != 0;
+  }
 
   FlowTrackerConfig cfg_;
   RecordFn on_record_;
   FinalFn on_final_;
   std::unique_ptr<CertificateCache> cert_cache_;
-  absl::flat_hash_map<FlowKey, Entry> flows_;
+  absl::flat_hash_map<FlowKey, Entry, FlowKeyHasher> flows_;
   // Creation order, for evicting the oldest connection when the table is full.
   std::deque<std::pair<FlowKey, uint32_t>> creation_order_;
   uint32_t next_generation_ = 1;
   uint64_t next_sweep_us_ = 0;
   // Output order: slot i holds the record of the i-th connection, once final.
-  std::deque<std::optional<SessionRecord>> pending_;
-  std::deque<bool> pending_done_;
+  struct Pending {
+    std::unique_ptr<SessionRecord> rec;  // null until final (or when nothing is reported)
+    uint64_t sequence = 0;
+    bool done = false;
+  };
+  std::deque<Pending> pending_;
   uint64_t pending_base_ = 0;
   uint64_t next_slot_ = 0;
   FlowTrackerStats stats_;
   ParseStats parse_stats_;
-  std::vector<bool> port_bitmap_;
+  std::vector<uint64_t> port_bitmap_;  // 65536 bits
+  struct HelloCache;  // parsed hellos by their shape (flow_tracker.cc)
+  std::unique_ptr<HelloCache> hello_cache_;
 };
 
 }  // namespace pgtlsmon::parser
