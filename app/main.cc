@@ -107,6 +107,13 @@ int Main(int argc, char** argv) {
   rp->add_option("--max-clients", replay.max_clients,
                  "distinct `client` label values before new clients count as \"other\"")
       ->capture_default_str();
+  rp->add_option("--threads", replay.threads,
+                 "worker threads: connections are sharded by a symmetric hash of their "
+                 "addresses, each worker reads every capture and tracks its shard; records "
+                 "come out as with 1 (first-packet order). Pays off where parsing, not reading, "
+                 "dominates; standard input is always read by one thread")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   rp->add_flag("!--no-progress", replay.progress,
                "do not show progress on stderr (shown only when stderr is a terminal)");
   replay_tracker.Add(rp);
