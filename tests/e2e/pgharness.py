@@ -597,8 +597,26 @@ def reap_stale_netns():
         name = line.split()[0] if line.split() else ""
         m = _NETNS_RE.match(name)
         if m and not _pid_alive(int(m.group(1))):
+            _kill_netns_pids(name)
             run(["ip", "netns", "del", name], check=False)
             log("removed stale network namespace %s" % name)
+
+
+def _kill_netns_pids(name):
+    """Stop what a killed run left running in its namespace (monitors, postgres, tcpdump):
+    SIGTERM, then SIGKILL after 3 s. Only processes of that namespace, by pid."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = run(["ip", "netns", "pids", name], check=False).stdout.decode().split()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(int(pid), sig)
+            except (OSError, ValueError):
+                pass
+        deadline = time.time() + 3
+        while time.time() < deadline and run(["ip", "netns", "pids", name], check=False).stdout.strip():
+            time.sleep(0.1)
 
 
 class NetnsPair:
