@@ -14,6 +14,7 @@
 
 #include "CLI/CLI.hpp"
 #include "app/live_backend.h"
+#include "app/privileges.h"
 #include "exporter/http.h"
 #include "exporter/metrics.h"
 #include "exporter/record_json.h"
@@ -137,6 +138,9 @@ int RunWatch(WatchOptions opts) {
     return 1;
   }
   LiveBackend& src = **backend;
+  // The capture is open: no capability is needed any more. Dropped before any thread starts,
+  // since capabilities are per thread and threads inherit them.
+  if (auto st = DropCapabilities({}); !st.ok()) Log(std::string(st.message()));
   if (!why_not_ebpf.empty()) Log(why_not_ebpf);
   Log(fmt::format("capturing on {} with {}", opts.interface, src.kind()));
 
