@@ -344,6 +344,11 @@ def build_readers(args, pcap, bench_dir):
         else:
             readers.append(Reader("pgtlsmon_t2", [binary, *base[:3], "--threads", "2", pcap],
                                   reps, missing="pgtlsmon --help lists no --threads"))
+        for n in args.threads_scaling:
+            readers.append(Reader(f"pgtlsmon_t{n}", [binary, "replay", "--format", "jsonl",
+                                                     "--threads", str(n), pcap],
+                                  reps, check=check_pgtlsmon, fatal=True,
+                                  note=f"--threads {n} (--threads-scaling); answer checked"))
 
     wanted = set(args.only) if args.only else None
     out = []
@@ -521,6 +526,43 @@ def ratio_table(readers, exp):
     return "\n".join(rows)
 
 
+def targets_table(readers, exp):
+    """pgtlsmon (single thread) against the issue's targets: within 2x of the read() floor,
+    >= 100x faster than tshark, >= 10x faster than ndpiReader, peak RSS under 64 MiB."""
+    by_name = {r.name: r for r in readers if r.runs and not r.missing}
+    if "pgtlsmon" not in by_name:
+        return None
+    p = stats(by_name["pgtlsmon"], exp)
+    rows = ["| target | measured | met |", "|---|---|---|"]
+
+    def row(target, base, limit, slower_is_ratio):
+        if base not in by_name:
+            rows.append(f"| {target} | {base} not run | – |")
+            return
+        b = stats(by_name[base], exp)
+        if slower_is_ratio:  # pgtlsmon / base <= limit
+            w, c = p["wall"] / b["wall"], p["cpu"] / b["cpu"] if b["cpu"] > 0 else float("nan")
+            ok = w <= limit
+            rows.append(f"| {target} | {w:.2f}× ({c:.2f}× CPU) | {'yes' if ok else 'no'} |")
+        else:  # base / pgtlsmon >= limit
+            w, c = b["wall"] / p["wall"], b["cpu"] / p["cpu"] if p["cpu"] > 0 else float("nan")
+            ok = w >= limit
+            rows.append(f"| {target} | {w:.0f}× faster ({c:.0f}× CPU) | "
+                        f"{'yes' if ok else 'no'} |")
+
+    row("wall time within 2× of floor_read", "floor_read", 2.0, True)
+    row("≥ 100× faster than tshark", "tshark", 100.0, False)
+    row("≥ 10× faster than ndpiReader", "ndpiReader", 10.0, False)
+    rows.append(f"| peak RSS under 64 MiB | {p['rss_mib']:.1f} MiB | "
+                f"{'yes' if p['rss_mib'] < 64 else 'no'} |")
+    if "pgtlsmon_t2" in by_name:
+        t2 = stats(by_name["pgtlsmon_t2"], exp)
+        rows.append(f"| --threads 2 scaling (single-thread wall / t2 wall) | "
+                    f"{p['wall'] / t2['wall']:.2f}× (CPU {t2['cpu']:.2f} s vs {p['cpu']:.2f} s) "
+                    "| – |")
+    return "\n".join(rows)
+
+
 def md_escape(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -664,6 +706,11 @@ def report(readers, exp, pcap, ctx):
         lines += ["No pgtlsmon figures in this run (" + "; ".join(
             f"{r.name}: {r.missing or r.failure}" for r in readers
             if r.name.startswith("pgtlsmon")) + ").", ""]
+    targets = targets_table(readers, exp)
+    if targets:
+        lines += ["## Targets", "",
+                  "The replay-speed issue's targets, from this run's medians (wall time; "
+                  "CPU time in brackets, less sensitive to other load).", "", targets, ""]
     lines += ["## Readers", "", "| reader | command | what it does |", "|---|---|---|"]
     for r in readers:
         cmd = r.command().replace(pcap, "FILE").replace(REPO + os.sep, "")
@@ -706,6 +753,8 @@ def main():
                          "to drop below --idle-threshold (default 0: measure, do not wait)")
     ap.add_argument("--idle-threshold", type=float, default=0.5, metavar="CPUS",
                     help="CPUs' worth of other work counted as quiet (default 0.5)")
+    ap.add_argument("--threads-scaling", default="", metavar="N,M",
+                    help="also run pgtlsmon --threads N for each N listed (beyond 2)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per run (default 900)")
     docs = ap.add_mutually_exclusive_group()
     docs.add_argument("--write-docs", action="store_true", default=None,
@@ -717,6 +766,7 @@ def main():
     args = ap.parse_args()
     args.skip = {s for s in args.skip.split(",") if s}
     args.only = [s for s in args.only.split(",") if s]
+    args.threads_scaling = [int(s) for s in args.threads_scaling.split(",") if s and s != "2"]
     sessions = args.sessions or (QUICK_SESSIONS if args.quick else FULL_SESSIONS)
     if args.tshark_reps is None:
         args.tshark_reps = min(args.reps, 2)
