@@ -13,7 +13,7 @@ except ImportError:  # Debian: python3-yaml
 
 DEPLOY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORT = 9433
-CAPS = {"NET_RAW", "NET_ADMIN", "BPF", "PERFMON"}
+CAPS = {"NET_RAW", "BPF", "PERFMON"}
 errors = []
 
 

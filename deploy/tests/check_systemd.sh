@@ -41,8 +41,8 @@ for want in '^DynamicUser=yes' '^NoNewPrivileges=yes' '^ProtectSystem=strict' '^
     '^EnvironmentFile=-/etc/default/pgtlsmon' '^LogsDirectory=pgtlsmon' '^StateDirectory=pgtlsmon' \
     '^RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_PACKET AF_NETLINK$' \
     '^SystemCallFilter=@system-service bpf' \
-    '^CapabilityBoundingSet=CAP_NET_RAW CAP_NET_ADMIN CAP_BPF CAP_PERFMON$' \
-    '^AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN CAP_BPF CAP_PERFMON$'; do
+    '^CapabilityBoundingSet=CAP_NET_RAW CAP_BPF CAP_PERFMON$' \
+    '^AmbientCapabilities=CAP_NET_RAW CAP_BPF CAP_PERFMON$'; do
   grep -Eq "$want" "$sysd/pgtlsmon.service" || err "pgtlsmon.service lacks /$want/"
 done
 # A later ~@privileged / ~@debug would take bpf away again.
