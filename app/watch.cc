@@ -56,37 +56,49 @@ class SessionLog {
     path_ = path;
     return Reopen();
   }
+  // Opens the path anew. If that fails, records keep going to the file already open (after a
+  // rotation, the renamed one) instead of nowhere, and Stale() asks the caller to retry.
   absl::Status Reopen() {
     if (path_.empty()) return absl::OkStatus();
-    if (f_ != nullptr) std::fclose(f_);
-    f_ = std::fopen(path_.c_str(), "a");
-    if (f_ == nullptr) {
-      return absl::ErrnoToStatus(errno, fmt::format("cannot open session log {}", path_));
+    FILE* f = std::fopen(path_.c_str(), "a");
+    if (f == nullptr) {
+      const int err = errno;
+      stale_ = f_ != nullptr;
+      return absl::ErrnoToStatus(
+          err, fmt::format("cannot open session log {}{}", path_,
+                           stale_ ? " (still writing to the file open before; retrying)" : ""));
     }
+    if (f_ != nullptr && std::fclose(f_) != 0) ++errors_;
+    f_ = f;
+    stale_ = false;
     return absl::OkStatus();
   }
+  bool Stale() const { return stale_; }
   void Write(const parser::SessionRecord& r) {
     if (f_ == nullptr) return;
     buf_.clear();
     exporter::AppendRecordJson(r, &buf_);
-    if (std::fwrite(buf_.data(), 1, buf_.size(), f_) != buf_.size()) ++write_errors_;
+    if (std::fwrite(buf_.data(), 1, buf_.size(), f_) != buf_.size()) ++errors_;
     dirty_ = true;
   }
   void Flush() {
-    if (f_ != nullptr && dirty_) std::fflush(f_);
+    if (f_ != nullptr && dirty_ && std::fflush(f_) != 0) ++errors_;
     dirty_ = false;
   }
   ~SessionLog() {
     if (f_ != nullptr) std::fclose(f_);
   }
-  uint64_t write_errors() const { return write_errors_; }
+  bool enabled() const { return !path_.empty(); }
+  // Records (or flushes) that failed: disk full, I/O error. pgtlsmon_session_log_errors_total.
+  uint64_t errors() const { return errors_; }
 
  private:
   std::string path_;
   FILE* f_ = nullptr;
   std::string buf_;
   bool dirty_ = false;
-  uint64_t write_errors_ = 0;
+  bool stale_ = false;
+  uint64_t errors_ = 0;
 };
 
 }  // namespace
@@ -195,6 +207,7 @@ int RunWatch(WatchOptions opts) {
     ps.parse = tracker.parse_stats();
     ps.parse.Merge(decode_stats);
     ps.flows_active = tracker.active_flows();
+    if (log.enabled()) ps.session_log_errors = log.errors();
     for (size_t i = 0; i < static_cast<size_t>(parser::EvictionReason::kCount); ++i) {
       ps.evictions.emplace_back(parser::EvictionReasonName(static_cast<parser::EvictionReason>(i)),
                                 tracker.stats().evictions[i]);
@@ -234,6 +247,8 @@ int RunWatch(WatchOptions opts) {
       tracker.ExpireIdle(NowUs());
       refresh();
       log.Flush();
+      // A failed SIGHUP reopen is retried quietly once per housekeeping.
+      if (log.Stale() && log.Reopen().ok()) Log("session log reopened");
       last_loop_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch())
                         .count();
     }

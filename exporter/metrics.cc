@@ -239,6 +239,14 @@ struct Metrics::State : public prometheus::Collectable {
                     &evictions}) {
       out->push_back(std::move(*f));
     }
+    if (s.session_log_errors) {
+      auto log_errors = NewFamily("pgtlsmon_session_log_errors_total",
+                                  "Session records or flushes that failed to reach the session "
+                                  "log (disk full, I/O error).",
+                                  MetricType::Counter);
+      AddSample(&log_errors, {}, static_cast<double>(*s.session_log_errors));
+      out->push_back(std::move(log_errors));
+    }
   }
 
   // --- label ids (called with mu held) ---

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -52,6 +53,9 @@ struct PipelineStats {
   parser::ParseStats parse;
   uint64_t flows_active = 0;
   std::vector<std::pair<std::string, uint64_t>> evictions;  // reason -> flows dropped
+  // Session records the live daemon could not write to its --session-log (disk full, I/O
+  // error); unset when there is no session log, and then not exported.
+  std::optional<uint64_t> session_log_errors;
 };
 
 class Metrics {

@@ -8,6 +8,9 @@ Usage: watch_daemon_test.py --pgtlsmon BIN CASE
                  address and the cause, no crash; a malformed --listen -> exit 2 naming the flag
   sighup         the session log renamed away, SIGHUP: old sessions stay in the renamed file,
                  new ones land in a new file at the configured path
+  sighup_failed_reopen  SIGHUP while the log's directory is gone: reported, records go on into
+                 the file open before, the reopen is retried every second until it works;
+                 pgtlsmon_session_log_errors_total stays 0
   sigterm_flush  a session made just before SIGTERM is in the log; exit 0
   healthz        /healthz answers 200 "ok" (GET and HEAD), unknown paths 404, /metrics 200
 
@@ -101,6 +104,31 @@ def case_sighup(binary, t, tmp):
         old = wl.load_jsonl(rotated)
         t.ok([r["client"]["port"] for r in old] == [p1], "the rotated file keeps only the first: %s" % old)
         t.ok(w.alive(), "still running after SIGHUP")
+        t.ok(w.stop() == 0, "exit code after SIGTERM: %s" % w.returncode)
+
+
+def case_sighup_failed_reopen(binary, t, tmp):
+    logdir = os.path.join(tmp, "logs")
+    os.makedirs(logdir)
+    log = os.path.join(logdir, "sessions.jsonl")
+    with wl.FakePgServer() as srv, wl.WatchProcess(binary, [srv.port], session_log=log) as w:
+        p1, _ = wl.raw_plaintext_session(srv.port, "127.0.0.1")
+        t.ok(len(wl.wait_records(log, 1)) == 1, "first session in the log")
+        os.rename(logdir, logdir + ".old")  # the configured path cannot be reopened now
+        w.proc.send_signal(signal.SIGHUP)
+        t.ok(w.wait_stderr(r"cannot open session log .*retrying"),
+             "a failed reopen is reported: %s" % w.stderr_text())
+        p2, _ = wl.raw_plaintext_session(srv.port, "127.0.0.2")
+        old = wl.wait_records(os.path.join(logdir + ".old", "sessions.jsonl"), 2)
+        t.ok([r["client"]["port"] for r in old] == [p1, p2],
+             "meanwhile records go on into the file open before, not nowhere: %s" % old)
+        os.makedirs(logdir)  # the path works again: reopened without another SIGHUP
+        t.ok(w.wait_stderr(r"session log reopened"), "retried: %s" % w.stderr_text())
+        p3, _ = wl.raw_plaintext_session(srv.port, "127.0.0.3")
+        recs = wl.wait_records(log, 1)
+        t.ok([r["client"]["port"] for r in recs] == [p3], "then into the new file: %s" % recs)
+        errors = wl.metric_sum(w.samples(), "pgtlsmon_session_log_errors_total")
+        t.ok(errors == 0, "pgtlsmon_session_log_errors_total = %s, expected 0" % errors)
         t.ok(w.stop() == 0, "exit code after SIGTERM: %s" % w.returncode)
 
 
