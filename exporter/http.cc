@@ -27,6 +27,12 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kMaxRequestBytes = 8192;
 constexpr auto kReadTimeout = std::chrono::seconds(5);
 constexpr auto kWriteTimeout = std::chrono::seconds(10);
+// Worker threads: concurrent scrapes (Prometheus HA pairs, dashboards, a curl) and slow
+// clients each hold one for at most the read + write timeouts.
+constexpr size_t kWorkers = 8;
+// Accepted connections waiting for a worker; beyond this, 503 at once.
+constexpr size_t kMaxQueued = 256;
+constexpr int kListenBacklog = 512;
 
 struct ListenAddr {
   sockaddr_storage storage{};
@@ -158,7 +164,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
            addr->len) != 0) {
     return fail("bind", errno);
   }
-  if (listen(s->listen_fd_, 16) != 0) return fail("listen", errno);
+  if (listen(s->listen_fd_, kListenBacklog) != 0) return fail("listen", errno);
   sockaddr_storage bound{};
   socklen_t bound_len = sizeof(bound);
   if (getsockname(s->listen_fd_, reinterpret_cast<sockaddr*>(&bound), &bound_len) != 0) {  // NOLINT
@@ -170,9 +176,12 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   s->stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s->stop_fd_ < 0) return fail("eventfd", errno);
   try {
+    for (size_t i = 0; i < kWorkers; ++i) {
+      s->workers_.emplace_back([srv = s.get()] { srv->Work(); });
+    }
     s->thread_ = std::thread([srv = s.get()] { srv->Run(); });
   } catch (const std::exception& e) {
-    return absl::ResourceExhaustedError(absl::StrCat("starting the HTTP thread: ", e.what()));
+    return absl::ResourceExhaustedError(absl::StrCat("starting the HTTP threads: ", e.what()));
   }
   return s;
 }
@@ -187,6 +196,15 @@ HttpServer::~HttpServer() {
     (void)!write(stop_fd_, &one, sizeof(one));
     thread_.join();
   }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& w : workers_) {
+    if (w.joinable()) w.join();
+  }
+  for (const int conn : queue_) close(conn);
   if (listen_fd_ >= 0) close(listen_fd_);
   if (stop_fd_ >= 0) close(stop_fd_);
 }
@@ -203,6 +221,35 @@ void HttpServer::Run() {
     if ((fds[0].revents & POLLIN) == 0) continue;
     const int conn = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (conn < 0) continue;  // EAGAIN, ECONNABORTED, EMFILE: try again on the next event
+    bool queued = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (queue_.size() < kMaxQueued) {
+        queue_.push_back(conn);
+        queued = true;
+      }
+    }
+    if (queued) {
+      cv_.notify_one();
+      continue;
+    }
+    // Every worker busy and the queue full: say so now rather than let the client time out.
+    const std::string r = Response(503, "Service Unavailable", kText, "busy\n", false);
+    (void)!send(conn, r.data(), r.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    close(conn);
+  }
+}
+
+void HttpServer::Work() {
+  while (true) {
+    int conn = -1;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      conn = queue_.front();
+      queue_.pop_front();
+    }
     Serve(conn);
     close(conn);
   }

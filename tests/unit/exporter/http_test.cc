@@ -7,7 +7,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "exporter/metrics.h"
 #include "prometheus/counter.h"
@@ -155,6 +158,37 @@ TEST(HttpServer, StopsOnDestruction) {
   // And the port can be bound again.
   auto again = HttpServer::Start("127.0.0.1:" + std::to_string(port), m.collectable(), nullptr);
   EXPECT_TRUE(again.ok()) << again.status();
+}
+
+TEST(HttpServer, StalledClientsDoNotHoldUpScrapes) {
+  Metrics m;
+  auto server = HttpServer::Start("127.0.0.1:0", m.collectable(), nullptr);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  // Three clients connect and send nothing (each would hold a one-thread server for the 5 s
+  // read timeout); meanwhile 40 concurrent scrapes must all be answered, quickly.
+  std::vector<int> stalled;
+  for (int i = 0; i < 3; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    ASSERT_EQ(connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof(a)), 0);  // NOLINT
+    stalled.push_back(fd);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  std::atomic<int> ok{0};
+  std::vector<std::thread> scrapers;
+  for (int i = 0; i < 40; ++i) {
+    scrapers.emplace_back([&] {
+      if (Get(AF_INET, "127.0.0.1", port, "/metrics").status == 200) ++ok;
+    });
+  }
+  for (auto& t : scrapers) t.join();
+  EXPECT_EQ(ok.load(), 40);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+  for (const int fd : stalled) close(fd);
 }
 
 TEST(HttpServer, MalformedAddresses) {
