@@ -231,7 +231,7 @@ def scenario(h, args, t, tmp, procs):
          (want_capture is None or info[0][0].get("capture") == want_capture),
          "pgtlsmon_build_info: %s" % info)
     for expr in ("sum(pgtlsmon_capture_drops_total)", "sum(pgtlsmon_parse_errors_total)",
-                 "sum(pgtlsmon_flow_evictions_total)"):
+                 "sum(pgtlsmon_flow_evictions_total)", "sum(pgtlsmon_session_log_errors_total)"):
         res = prom.query(expr)
         print("  %s = %s" % (expr, res[0][1] if res else None))
         t.ok(res and res[0][1] == 0, "%s = %s, expected 0" % (expr, res))
