@@ -11,8 +11,7 @@ namespace {
 
 class EbpfBackend final : public LiveBackend {
  public:
-  EbpfBackend(std::unique_ptr<capture::BpfSource> src, std::string iface,
-              uint32_t block_timeout_ms)
+  EbpfBackend(std::unique_ptr<capture::BpfSource> src, std::string iface, uint32_t block_timeout_ms)
       : src_(std::move(src)), iface_(std::move(iface)), block_timeout_ms_(block_timeout_ms) {}
   std::string kind() const override { return "ebpf"; }
   int max_delivery_delay_ms() const override { return static_cast<int>(block_timeout_ms_); }

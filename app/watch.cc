@@ -184,8 +184,8 @@ int RunWatch(WatchOptions opts) {
     return 1;
   }
   // The bound port, so that --listen 127.0.0.1:0 says where it ended up.
-  const std::string bound = opts.listen.substr(0, opts.listen.rfind(':') + 1) +
-                            std::to_string((*server)->port());
+  const std::string bound =
+      opts.listen.substr(0, opts.listen.rfind(':') + 1) + std::to_string((*server)->port());
   Log(fmt::format("serving /metrics and /healthz on {}", bound));
 
   parser::FlowTracker tracker(opts.tracker, [&](parser::SessionRecord&& r) {
