@@ -101,8 +101,8 @@ struct ReadTotals {
 // prints errors and feeds the progress counters.
 // Both callbacks are templates: no indirect call per packet.
 template <typename ProgressFn, typename OnSegment>
-void ReadCaptures(const ReplayOptions& opts, bool report, ReadTotals* totals,
-                  ProgressFn&& progress, OnSegment&& on_segment) {
+void ReadCaptures(const ReplayOptions& opts, bool report, ReadTotals* totals, ProgressFn&& progress,
+                  OnSegment&& on_segment) {
   uint64_t index = 0;
   for (const std::string& path : opts.captures) {
     auto src = capture::OpenCaptureFile(path);
@@ -155,8 +155,7 @@ class ShardedReplay {
   // Runs the workers; `emit` gets every record in first-packet order, on the calling thread.
   // `progress` is called now and then with (path, bytes read, file size, packets, records).
   void Run(const std::function<void(parser::SessionRecord&&)>& emit,
-           const std::function<void(const std::string&, uint64_t, uint64_t, uint64_t)>&
-               progress) {
+           const std::function<void(const std::string&, uint64_t, uint64_t, uint64_t)>& progress) {
     std::vector<std::thread> threads;
     threads.reserve(shards_.size());
     for (size_t i = 0; i < shards_.size(); ++i) threads.emplace_back([this, i] { Work(i); });
@@ -194,6 +193,7 @@ class ShardedReplay {
         sh.local.clear();
       }
       sh.watermark = wm;
+      ++published_;
     }
     cv_.notify_one();
   }
@@ -204,19 +204,19 @@ class ShardedReplay {
     uint64_t since_publish = 0;
     const auto progress = [this](const std::string& path, const capture::FileSource* file,
                                  uint64_t pk) {
-        if ((pk & 0x3fff) != 0) return;
-        std::lock_guard<std::mutex> lock(progress_mu_);
-        progress_path_ = path;
-        progress_done_ = file != nullptr ? file->bytes_read() : 0;
-        progress_total_ = file != nullptr ? file->file_size() : 0;
-        progress_packets_.store(pk, std::memory_order_relaxed);
-      };
+      if ((pk & 0x3fff) != 0) return;
+      std::lock_guard<std::mutex> lock(progress_mu_);
+      progress_path_ = path;
+      progress_done_ = file != nullptr ? file->bytes_read() : 0;
+      progress_total_ = file != nullptr ? file->file_size() : 0;
+      progress_packets_.store(pk, std::memory_order_relaxed);
+    };
     ReadCaptures(opts_, me == 0, &sh.totals, progress,
                  [&](const parser::TcpSegment& seg, uint64_t ts_us, uint64_t index) {
                    const uint64_t h = parser::FlowKeyHash(parser::MakeFlowKey(seg));
                    // Multiply-shift: the high bits of the hash pick the shard.
-                   const auto shard = static_cast<uint64_t>(
-                       (static_cast<unsigned __int128>(h) * n) >> 64);
+                   const auto shard =
+                       static_cast<uint64_t>((static_cast<unsigned __int128>(h) * n) >> 64);
                    if (shard == me) {
                      sh.tracker->OnSegment(seg, ts_us, index);
                    } else {
@@ -231,17 +231,20 @@ class ShardedReplay {
     Publish(sh, kDone);
   }
 
-  void Merge(const std::function<void(parser::SessionRecord&&)>& emit,
-             const std::function<void(const std::string&, uint64_t, uint64_t, uint64_t)>&
-                 progress) {
+  void Merge(
+      const std::function<void(parser::SessionRecord&&)>& emit,
+      const std::function<void(const std::string&, uint64_t, uint64_t, uint64_t)>& progress) {
     const size_t n = shards_.size();
     std::vector<std::deque<parser::SessionRecord>> inbox(n);
     std::vector<uint64_t> watermark(n, 0);
     std::vector<parser::SessionRecord> taken;
+    uint64_t seen = 0;
     while (true) {
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait_for(lock, std::chrono::milliseconds(50));
+        // The timeout only refreshes the progress line.
+        cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return published_ != seen; });
+        seen = published_;
         for (size_t i = 0; i < n; ++i) {
           taken.swap(shards_[i].ready);
           for (auto& r : taken) inbox[i].push_back(std::move(r));
@@ -285,6 +288,7 @@ class ShardedReplay {
   std::vector<Shard> shards_;
   std::mutex mu_;
   std::condition_variable cv_;
+  uint64_t published_ = 0;  // guarded by mu_: count of Publish() calls
   std::mutex progress_mu_;
   std::string progress_path_;
   uint64_t progress_done_ = 0;
@@ -359,7 +363,7 @@ int RunReplay(const ReplayOptions& opts) {
   } else {
     Progress progress(opts.progress, 1);
     sharded = std::make_unique<ShardedReplay>(opts, threads);
-    sharded->Run(std::function<void(parser::SessionRecord&&)>(on_record),
+    sharded->Run(std::function<void(parser::SessionRecord &&)>(on_record),
                  [&](const std::string& path, uint64_t done, uint64_t total, uint64_t packets) {
                    if (total > 0) progress.Update(path, done, total, packets, records);
                  });
