@@ -96,7 +96,13 @@ absl::StatusOr<std::unique_ptr<PcapSource>> PcapSource::OpenLive(const LiveOptio
   if (rc < 0) {
     const char* detail = pcap_geterr(p.get());
     std::string msg = absl::StrCat(ifname, ": ", pcap_statustostr(rc));
-    if (detail != nullptr && detail[0] != '\0') absl::StrAppend(&msg, ": ", detail);
+    // pcap_geterr often repeats pcap_statustostr ("No such device exists"): say it once.
+    if (detail != nullptr && detail[0] != '\0') {
+      const std::string_view d(detail);
+      msg = d.find(pcap_statustostr(rc)) != std::string_view::npos
+                ? absl::StrCat(ifname, ": ", d)
+                : absl::StrCat(msg, ": ", d);
+    }
     switch (rc) {
       case PCAP_ERROR_PERM_DENIED:
         return absl::PermissionDeniedError(
