@@ -100,8 +100,8 @@ absl::StatusOr<std::unique_ptr<PcapSource>> PcapSource::OpenLive(const LiveOptio
     if (detail != nullptr && detail[0] != '\0') {
       const std::string_view d(detail);
       msg = d.find(pcap_statustostr(rc)) != std::string_view::npos
-                ? absl::StrCat(ifname, ": ", d)
-                : absl::StrCat(msg, ": ", d);
+                ? absl::StrCat(ifname, ": ", detail)
+                : absl::StrCat(msg, ": ", detail);
     }
     switch (rc) {
       case PCAP_ERROR_PERM_DENIED:
