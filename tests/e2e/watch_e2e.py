@@ -33,6 +33,7 @@ import argparse
 import collections
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -241,6 +242,17 @@ def scenario(h, args, t, tmp, procs):
     body = watch.metrics()
     ok, out = wl.promtool_check_metrics(body)
     t.ok(ok, "promtool check metrics: %s" % out)
+
+    # The deploy kit against these live metrics: every PromQL expression of the dashboard and
+    # the rules parses in a real Prometheus scraping this pgtlsmon, and the key panels have data.
+    check = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy",
+                         "tests", "check_promql.py")
+    res = subprocess.run([sys.executable, check, "--target", watch.listen],
+                         capture_output=True, text=True, timeout=180)
+    tail = (res.stdout.strip().splitlines() or [""])[-1]
+    print("  deploy/tests/check_promql.py --target %s: %s" % (watch.listen, tail))
+    t.ok(res.returncode == 0, "dashboard and rule PromQL on live metrics: rc %d\n%s%s" % (
+        res.returncode, res.stdout[-2000:], res.stderr[-1000:]))
 
     # Stop: exit 0, then the log (flushed at exit) against pg_stat_ssl.
     rc = watch.stop()
