@@ -431,7 +431,7 @@ def wait_for_quiet(max_wait, threshold):
     return busy, time.monotonic() - start
 
 
-def measure(readers, exp, bench_dir, timeout, launcher, wait_idle=0.0, idle_threshold=0.5):
+def measure(readers, exp, scratch, timeout, launcher, wait_idle=0.0, idle_threshold=0.5):
     active = [r for r in readers if r.missing is None]
     rounds = max((r.reps for r in active), default=0)
     for i in range(rounds):
@@ -439,8 +439,8 @@ def measure(readers, exp, bench_dir, timeout, launcher, wait_idle=0.0, idle_thre
             if r.failure is not None or i >= r.reps:
                 continue
             busy, waited = wait_for_quiet(wait_idle, idle_threshold)
-            out = os.path.join(bench_dir, f"out-{r.name}.txt")
-            err = os.path.join(bench_dir, f"err-{r.name}.txt")
+            out = os.path.join(scratch, f"out-{r.name}.txt")
+            err = os.path.join(scratch, f"err-{r.name}.txt")
             code, wall, cpu, rss = run_once(r.argv, out, err, timeout, launcher)
             if code != 0:
                 with open(err, errors="replace") as f:
@@ -794,15 +794,22 @@ def main():
         log(f"warning: {why}; measuring from Python (peak RSS includes the runner's)")
     ctx["launcher"] = launcher is not None
 
+    # Outputs go to a directory of this run's own: two runs sharing the workload cache
+    # must not check each other's half-written records.
+    scratch = os.path.join(bench_dir, f"run-{os.getpid()}")
+    os.makedirs(scratch, exist_ok=True)
     ctx["load_before"] = loadavg()
     warm_page_cache(pcap)
     try:
-        measure(readers, exp, bench_dir, args.timeout, launcher, args.wait_idle,
+        measure(readers, exp, scratch, args.timeout, launcher, args.wait_idle,
                 args.idle_threshold)
     except Fatal as e:
         log(f"\nFATAL: {e}")
         log("docs/BENCHMARKS.md not written: pgtlsmon's figures would be for a wrong answer.")
         return 1
+    last = os.path.join(bench_dir, "last-run")
+    shutil.rmtree(last, ignore_errors=True)
+    os.replace(scratch, last)
     ctx["load_after"] = loadavg()
     loads = [float(x) for x in f"{ctx['load_before']} {ctx['load_after']}".split()
              if re.fullmatch(r"[0-9.]+", x)]
