@@ -11,3 +11,13 @@ if(PGTLS_SANITIZE)
   add_compile_options(-fsanitize=${_pgtls_san} -fno-omit-frame-pointer -fno-sanitize-recover=all)
   add_link_options(-fsanitize=${_pgtls_san})
 endif()
+
+# PGTLS_FUZZ (tests/fuzz/): every target gets libFuzzer's coverage instrumentation; the fuzz
+# executables add -fsanitize=fuzzer themselves. clang only.
+if(PGTLS_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "PGTLS_FUZZ needs clang (CC=clang CXX=clang++)")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link)
+  add_link_options(-fsanitize=fuzzer-no-link)
+endif()

@@ -1,0 +1,36 @@
+// fuzz_packet: DecodeTcpSegment over a link type chosen by the first byte.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "capture/packet_source.h"
+#include "parser/packet_decoder.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace pgtlsmon;
+  static constexpr uint32_t kLinks[] = {capture::kLinkNull,
+                                        capture::kLinkEthernet,
+                                        capture::kLinkRaw,
+                                        capture::kLinkLoop,
+                                        capture::kLinkLinuxSll,
+                                        capture::kLinkIpv4,
+                                        capture::kLinkIpv6,
+                                        capture::kLinkLinuxSll2,
+                                        12,
+                                        14,
+                                        0xdead};
+  if (size < 1) return 0;
+  const uint32_t link = kLinks[data[0] % (sizeof(kLinks) / sizeof(kLinks[0]))];
+  std::span<const uint8_t> frame(data + 1, size - 1);
+  parser::TcpSegment seg;
+  parser::ParseStats stats;
+  if (parser::DecodeTcpSegment(link, frame, &seg, &stats) == parser::ParseResult::kOk) {
+    // The payload must lie inside the frame.
+    if (!seg.payload.empty() &&
+        (seg.payload.data() < frame.data() ||
+         seg.payload.data() + seg.payload.size() > frame.data() + frame.size()))
+      __builtin_trap();
+    if (seg.payload_wire_len < seg.payload.size()) __builtin_trap();
+  }
+  return 0;
+}
