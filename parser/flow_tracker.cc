@@ -497,16 +497,12 @@ FlowTracker::Entry* FlowTracker::Create(const FlowKey& key, const TcpSegment& se
     });
   }
 
-  auto flow = std::make_unique<Flow>(cfg_, &parse_stats_, cert_cache_.get(), hello_cache_.get());
-  SessionRecord& rec = flow->rec;
-  rec.ts_us = ts_us;
-  rec.sequence = sequence;
-  flow->slot = next_slot_++;
+  e.first_us = ts_us;
+  e.sequence = sequence;
+  e.slot = next_slot_++;
   pending_.push_back(Pending{nullptr, sequence, false});
   // Who is the client: the SYN sender; else the SYN-ACK receiver; else the side away from a
   // monitored port; else the sender of the first packet.
-  const Endpoint src{seg.src, seg.sport};
-  const Endpoint dst{seg.dst, seg.dport};
   const bool syn = (seg.flags & kTcpSyn) != 0;
   const bool ack = (seg.flags & kTcpAck) != 0;
   bool src_is_client = true;
@@ -515,10 +511,27 @@ FlowTracker::Entry* FlowTracker::Create(const FlowKey& key, const TcpSegment& se
   } else if (!cfg_.any_port && IsMonitoredPort(seg.sport) && !IsMonitoredPort(seg.dport)) {
     src_is_client = false;
   }
-  rec.client = src_is_client ? src : dst;
-  rec.server = src_is_client ? dst : src;
-  e.flow = std::move(flow);
+  const bool src_is_lo = seg.sport == key.lo_port && SameIp(seg.src, key.lo_ip);
+  e.lo_is_client = src_is_lo == src_is_client;
   return &e;
+}
+
+// The connection's first payload byte: its handshake state comes to life.
+FlowTracker::Flow* FlowTracker::StartFlow(const FlowKey& key, Entry& e) {
+  e.flow = std::make_unique<Flow>(cfg_, &parse_stats_, cert_cache_.get(), hello_cache_.get());
+  Flow& f = *e.flow;
+  SessionRecord& rec = f.rec;
+  rec.ts_us = e.first_us;
+  rec.sequence = e.sequence;
+  f.slot = e.slot;
+  const Endpoint lo{key.lo_ip, key.lo_port};
+  const Endpoint hi{key.hi_ip, key.hi_port};
+  rec.client = e.lo_is_client ? lo : hi;
+  rec.server = e.lo_is_client ? hi : lo;
+  if (e.has_isn) f.streams[kClient].SetInitialSequence(e.client_isn + 1);
+  if (e.has_server_isn) f.streams[kServer].SetInitialSequence(e.server_isn + 1);
+  f.closed = e.fin_mask != 0;
+  return &f;
 }
 
 void FlowTracker::SweepDue(uint64_t ts_us) {
@@ -545,7 +558,7 @@ void FlowTracker::OnSegment(const TcpSegment& seg, uint64_t ts_us, uint64_t pack
   Entry* e = nullptr;
   if (it != flows_.end()) [[likely]] {
     e = &it->second;
-    if (e->flow == nullptr && !syn) [[likely]] {
+    if (e->settled && !syn) [[likely]] {
       // The record is final: count and move on (the cost of a hash probe).
       e->last_us = std::max(e->last_us, ts_us);
       ++stats_.skipped_segments;
@@ -556,7 +569,7 @@ void FlowTracker::OnSegment(const TcpSegment& seg, uint64_t ts_us, uint64_t pack
     }
     // A new SYN on a finished 4-tuple starts a new connection with its own record.
     if (syn && !ack && e->has_isn && seg.seq != e->client_isn &&
-        (e->fin_mask != 0 || e->flow == nullptr)) {
+        (e->fin_mask != 0 || e->settled)) {
       Finalize(key, *e);
       flows_.erase(it);
       e = nullptr;
@@ -564,30 +577,40 @@ void FlowTracker::OnSegment(const TcpSegment& seg, uint64_t ts_us, uint64_t pack
   }
   if (e == nullptr) e = Create(key, seg, ts_us, packet_index);
   e->last_us = std::max(e->last_us, ts_us);
-
-  Flow* f = e->flow.get();
-  if (f == nullptr) {
-    // The record is final: count and move on (the cost of a hash probe).
+  if (e->settled) {
+    // A retransmitted SYN of a connection whose record is final.
     ++stats_.skipped_segments;
     stats_.skipped_bytes += seg.payload_wire_len;
-    if (seg.flags & kTcpRst) e->fin_mask |= kRst;
-    if (seg.flags & kTcpFin) e->fin_mask |= kFinClient;  // either side: the tombstone is closing
     return;
   }
-  bool from_client = seg.sport == f->rec.client.port && SameIp(seg.src, f->rec.client.ip);
-  if (syn && !f->has_payload && (ack == from_client)) {
+
+  const bool src_is_lo = seg.sport == key.lo_port && SameIp(seg.src, key.lo_ip);
+  bool from_client = src_is_lo == e->lo_is_client;
+  Flow* f = e->flow.get();
+  if (syn && (f == nullptr || !f->has_payload) && (ack == from_client)) {
     // A SYN from the side we took for the server (or a SYN-ACK from the client) before any
     // payload: the first packet misled us, swap.
-    std::swap(f->rec.client, f->rec.server);
+    e->lo_is_client = !e->lo_is_client;
+    if (f != nullptr) std::swap(f->rec.client, f->rec.server);
     from_client = !from_client;
   }
   const size_t dir = from_client ? kClient : kServer;
   if (syn) {
-    f->streams[dir].SetInitialSequence(seg.seq + 1);
-    if (!ack) {
-      e->client_isn = seg.seq;
-      e->has_isn = true;
+    (from_client ? e->client_isn : e->server_isn) = seg.seq;
+    (from_client ? e->has_isn : e->has_server_isn) = true;
+    if (f != nullptr) f->streams[dir].SetInitialSequence(seg.seq + 1);
+  }
+  if (f == nullptr && seg.payload_wire_len > 0) f = StartFlow(key, *e);
+  if (f == nullptr) {
+    // No payload yet (SYN, ACK, FIN): the table entry is all there is.
+    if (seg.flags & (kTcpFin | kTcpRst)) {
+      e->fin_mask |= (seg.flags & kTcpRst) ? kRst : (from_client ? kFinClient : kFinServer);
+      if ((e->fin_mask & kRst) ||
+          (e->fin_mask & (kFinClient | kFinServer)) == (kFinClient | kFinServer)) {
+        Finalize(key, *e);
+      }
     }
+    return;
   }
   if (seg.payload_wire_len > 0) {
     f->has_payload = true;
@@ -685,15 +708,14 @@ static void Conclude(FlowTracker::Flow& f) {
 }
 
 void FlowTracker::Finalize(const FlowKey& key, Entry& e) {
-  if (e.flow == nullptr) return;
-  Flow& f = *e.flow;
-  const uint64_t slot = f.slot;
-  const bool reported = f.has_payload && (!cfg_.any_port || f.recognised);
-  if (reported) {
-    Conclude(f);
-    Emit(slot, std::move(f.rec));
+  if (e.settled) return;
+  e.settled = true;
+  Flow* f = e.flow.get();
+  if (f != nullptr && f->has_payload && (!cfg_.any_port || f->recognised)) {
+    Conclude(*f);
+    Emit(e.slot, std::move(f->rec));
   } else {
-    ReleaseSlot(slot);
+    ReleaseSlot(e.slot);  // no payload, or not PostgreSQL/TLS with --ports any: no record
   }
   e.flow.reset();
   if (on_final_) on_final_(key);
@@ -736,7 +758,7 @@ void FlowTracker::Evict(const FlowKey& key, EvictionReason why) {
 void FlowTracker::Sweep(uint64_t now_us) {
   std::vector<FlowKey> expired;
   for (const auto& [key, e] : flows_) {
-    const uint64_t limit = e.fin_mask != 0 && e.flow == nullptr
+    const uint64_t limit = e.fin_mask != 0 && e.settled
                                ? std::min(cfg_.idle_timeout_us, kClosedLingerUs)
                                : cfg_.idle_timeout_us;
     if (now_us > e.last_us && now_us - e.last_us > limit) expired.push_back(key);
@@ -744,7 +766,7 @@ void FlowTracker::Sweep(uint64_t now_us) {
   for (const FlowKey& key : expired) {
     auto it = flows_.find(key);
     // A closed tombstone leaving is not an eviction: its connection is over.
-    if (it->second.flow == nullptr) {
+    if (it->second.settled) {
       flows_.erase(it);
     } else {
       Evict(key, EvictionReason::kIdleTimeout);
@@ -758,7 +780,7 @@ void FlowTracker::Finish() {
   // In order of first packets, so the output keeps its order even when unordered.
   std::vector<std::pair<uint64_t, FlowKey>> open;
   for (const auto& [key, e] : flows_) {
-    if (e.flow) open.emplace_back(e.flow->rec.sequence, key);
+    if (!e.settled) open.emplace_back(e.sequence, key);
   }
   std::sort(open.begin(), open.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });

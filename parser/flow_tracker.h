@@ -152,14 +152,25 @@ class FlowTracker {
   struct Flow;  // defined in flow_tracker.cc
 
  private:
+  // A connection in the table. Its handshake state (Flow, ~1.5 KB) is only allocated with the
+  // first payload byte, so a SYN flood costs an Entry per half-open connection; once the
+  // record is final the Flow is freed and the Entry stays as a tombstone.
   struct Entry {
-    std::unique_ptr<Flow> flow;  // null once the record is final (a tombstone)
+    std::unique_ptr<Flow> flow;  // null before the first payload byte and once settled
     uint64_t last_us = 0;
+    uint64_t first_us = 0;  // the connection's first packet
+    uint64_t sequence = 0;  // its index in the input (record order)
+    uint64_t slot = 0;      // its place in the output order
     uint32_t generation = 0;
     uint32_t client_isn = 0;
+    uint32_t server_isn = 0;
     uint8_t fin_mask = 0;  // bit 0: client sent FIN, bit 1: server; 4: RST
     bool has_isn = false;
+    bool has_server_isn = false;
+    bool lo_is_client = true;  // which end of the FlowKey is the client
+    bool settled = false;      // the record is final (or there will be none): a tombstone
   };
+  Flow* StartFlow(const FlowKey& key, Entry& e);
 
   Entry* Create(const FlowKey& key, const TcpSegment& seg, uint64_t ts_us, uint64_t sequence);
   void Finalize(const FlowKey& key, Entry& e);
