@@ -22,6 +22,7 @@
 #include "exporter/record_json.h"
 #include "exporter/table_report.h"
 #include "fmt/core.h"
+#include "fmt/format.h"
 #include "parser/packet_decoder.h"
 
 namespace pgtlsmon::app {
@@ -93,6 +94,8 @@ class Progress {
 struct ReadTotals {
   exporter::CaptureSourceStats source;
   parser::ParseStats decode;
+  uint64_t caplen_over_len = 0;  // odd but readable records (capture::FileSourceStats)
+  uint64_t ts_backwards = 0;
   int rc = 0;
 };
 
@@ -130,6 +133,10 @@ void ReadCaptures(const ReplayOptions& opts, bool report, ReadTotals* totals, Pr
       }
       ++index;
       if (report) progress(path, file, totals->source.packets);
+    }
+    if (file != nullptr) {
+      totals->caplen_over_len += file->stats().caplen_over_len;
+      totals->ts_backwards += file->stats().ts_backwards;
     }
   }
 }
@@ -379,32 +386,56 @@ int RunReplay(const ReplayOptions& opts) {
                std::strerror(errno));
     rc = 1;
   }
-  if (metrics) {
-    metrics->SetStatsProvider([&] {
-      exporter::PipelineStats ps;
-      exporter::CaptureSourceStats totals = read.source;
-      totals.source = "replay";
-      totals.skipped_packets = 0;
-      totals.skipped_bytes = 0;
-      ps.parse = read.decode;
-      ps.flows_active = 0;
-      uint64_t evictions[static_cast<size_t>(parser::EvictionReason::kCount)] = {};
-      for (const parser::FlowTracker* t : trackers) {
-        totals.skipped_packets += t->stats().skipped_segments;
-        totals.skipped_bytes += t->stats().skipped_bytes;
-        ps.parse.Merge(t->parse_stats());
-        ps.flows_active += t->active_flows();
-        for (size_t i = 0; i < static_cast<size_t>(parser::EvictionReason::kCount); ++i) {
-          evictions[i] += t->stats().evictions[i];
-        }
-      }
-      ps.sources.push_back(totals);
+  // What was counted but not turned into records: for the metrics file and, when anything
+  // was lost or odd, one line on stderr (nothing is dropped silently).
+  exporter::PipelineStats ps;
+  {
+    exporter::CaptureSourceStats totals = read.source;
+    totals.source = "replay";
+    totals.skipped_packets = 0;
+    totals.skipped_bytes = 0;
+    ps.parse = read.decode;
+    uint64_t evictions[static_cast<size_t>(parser::EvictionReason::kCount)] = {};
+    for (const parser::FlowTracker* t : trackers) {
+      totals.skipped_packets += t->stats().skipped_segments;
+      totals.skipped_bytes += t->stats().skipped_bytes;
+      ps.parse.Merge(t->parse_stats());
+      ps.flows_active += t->active_flows();
       for (size_t i = 0; i < static_cast<size_t>(parser::EvictionReason::kCount); ++i) {
-        ps.evictions.emplace_back(
-            parser::EvictionReasonName(static_cast<parser::EvictionReason>(i)), evictions[i]);
+        evictions[i] += t->stats().evictions[i];
       }
-      return ps;
-    });
+    }
+    ps.sources.push_back(totals);
+    for (size_t i = 0; i < static_cast<size_t>(parser::EvictionReason::kCount); ++i) {
+      ps.evictions.emplace_back(
+          parser::EvictionReasonName(static_cast<parser::EvictionReason>(i)), evictions[i]);
+    }
+  }
+  std::vector<std::string> notes;
+  for (size_t st = 0; st < static_cast<size_t>(parser::Stage::kCount); ++st) {
+    for (size_t re = 0; re < static_cast<size_t>(parser::Reason::kCount); ++re) {
+      if (const uint64_t n = ps.parse.counts[st][re]; n > 0) {
+        notes.push_back(fmt::format("{} {}/{}", n,
+                                    parser::StageName(static_cast<parser::Stage>(st)),
+                                    parser::ReasonName(static_cast<parser::Reason>(re))));
+      }
+    }
+  }
+  for (const auto& [reason, n] : ps.evictions) {
+    if (n > 0) notes.push_back(fmt::format("{} connections evicted ({})", n, reason));
+  }
+  if (read.caplen_over_len > 0) {
+    notes.push_back(fmt::format("{} records with caplen > len", read.caplen_over_len));
+  }
+  if (read.ts_backwards > 0) {
+    notes.push_back(fmt::format("{} timestamps going backwards", read.ts_backwards));
+  }
+  if (!notes.empty()) {
+    fmt::print(stderr, "pgtlsmon: input that could not be used (counted in the metrics): {}\n",
+               fmt::join(notes, ", "));
+  }
+  if (metrics) {
+    metrics->SetStatsProvider([ps] { return ps; });
     if (auto st = metrics->WriteTextFile(opts.metrics_file); !st.ok()) {
       fmt::print(stderr, "pgtlsmon: {}\n", std::string(st.message()));
       rc = 1;

@@ -261,6 +261,7 @@ struct FlowTracker::Flow {
   bool closed = false;
   bool fatal_alert = false;
   bool final = false;        // the record can no longer change
+  bool handshake_seen = false;  // final by the TLS rules (ServerHello 1.3, both CCS, fatal alert)
   bool ccs[2] = {false, false};
   bool tls_checked[2] = {false, false};  // first bytes of each direction's TLS checked
   std::optional<ServerHelloInfo> hrr;
@@ -420,7 +421,7 @@ struct FlowTracker::Flow {
       rec.server_hello = std::move(sh);
       if (t.version == kTls13) {
         // Everything after the ServerHello is encrypted: the record is final.
-        final = true;
+        final = handshake_seen = true;
       }
     } else if (dir == kServer && type == kHandshakeCertificate && !rec.certificate &&
                !(rec.tls && rec.tls->version >= kTls13)) {
@@ -448,14 +449,27 @@ struct FlowTracker::Flow {
     rec.alerts.push_back({dir == kClient, level, description});
     if (level == 2) {
       fatal_alert = true;
-      final = true;
+      final = handshake_seen = true;
     }
   }
 
   void OnCcs(size_t dir) {
     ccs[dir] = true;
     const bool tls13 = hrr.has_value() || (rec.tls && rec.tls->version >= kTls13);
-    if (ccs[kClient] && ccs[kServer] && !tls13) final = true;
+    if (ccs[kClient] && ccs[kServer] && !tls13) final = handshake_seen = true;
+  }
+
+  // At the end of a connection whose handshake did not conclude: a TLS record cut short (the
+  // capture or the connection ended inside it) and segments that never became contiguous are
+  // bytes not parsed; count them.
+  void CountUnparsed() {
+    if (handshake_seen || phase != Phase::kTlsHandshake) return;
+    for (size_t dir : {kClient, kServer}) {
+      if (!tls[dir].failed() && !streams[dir].data().empty()) {
+        stats->Add(Stage::kTls, Reason::kTruncated);
+      }
+      if (streams[dir].has_pending()) stats->Add(Stage::kTcp, Reason::kHole);
+    }
   }
 };
 
@@ -711,6 +725,7 @@ void FlowTracker::Finalize(const FlowKey& key, Entry& e) {
   if (e.settled) return;
   e.settled = true;
   Flow* f = e.flow.get();
+  if (f != nullptr) f->CountUnparsed();
   if (f != nullptr && f->has_payload && (!cfg_.any_port || f->recognised)) {
     Conclude(*f);
     Emit(e.slot, std::move(f->rec));

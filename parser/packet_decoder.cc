@@ -51,7 +51,6 @@ constexpr uint8_t kIpProtoNoNext = 59;
 constexpr uint8_t kIpProtoDstOpts = 60;
 constexpr uint8_t kIpProtoMobility = 135;
 
-constexpr size_t kEthernetHeaderLen = 14;
 constexpr size_t kSllHeaderLen = 16;
 constexpr size_t kSll2HeaderLen = 20;
 constexpr size_t kIpv4MinHeaderLen = 20;
