@@ -1,10 +1,9 @@
 // The eBPF back end: a socket filter passes only handshake bytes; once a connection's record is
 // final, FlowTracker's on_final marks it done in the kernel and its payload stops crossing.
-#include "capture/bpf_source.h"
-
 #include <span>
 
 #include "app/live_backend.h"
+#include "capture/bpf_source.h"
 
 namespace pgtlsmon::app {
 namespace {

@@ -43,8 +43,8 @@ absl::StatusOr<std::unique_ptr<LiveBackend>> OpenPcap(const WatchOptions& opts) 
   lo.buffer_bytes = opts.buffer_mib << 20;
   lo.immediate = false;
   lo.poll_timeout_ms = kPcapBlockTimeoutMs;
-  lo.filter = capture::BuildPortFilter(
-      opts.tracker.any_port ? std::span<const uint16_t>() : std::span(opts.tracker.ports));
+  lo.filter = capture::BuildPortFilter(opts.tracker.any_port ? std::span<const uint16_t>()
+                                                             : std::span(opts.tracker.ports));
   auto src = capture::PcapSource::OpenLive(lo);
   if (!src.ok()) return src.status();
   return std::make_unique<PcapBackend>(std::move(*src), opts.interface);

@@ -117,8 +117,7 @@ int Main(int argc, char** argv) {
   rp->add_flag("!--no-progress", replay.progress,
                "do not show progress on stderr (shown only when stderr is a terminal)");
   replay_tracker.Add(rp);
-  rp->add_option("captures", replay.captures, "capture files ('-' for standard input)")
-      ->required();
+  rp->add_option("captures", replay.captures, "capture files ('-' for standard input)")->required();
 
   WatchOptions watch;
   TrackerFlags watch_tracker;

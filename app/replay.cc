@@ -407,8 +407,8 @@ int RunReplay(const ReplayOptions& opts) {
     }
     ps.sources.push_back(totals);
     for (size_t i = 0; i < static_cast<size_t>(parser::EvictionReason::kCount); ++i) {
-      ps.evictions.emplace_back(
-          parser::EvictionReasonName(static_cast<parser::EvictionReason>(i)), evictions[i]);
+      ps.evictions.emplace_back(parser::EvictionReasonName(static_cast<parser::EvictionReason>(i)),
+                                evictions[i]);
     }
   }
   std::vector<std::string> notes;

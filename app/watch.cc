@@ -242,20 +242,22 @@ int RunWatch(WatchOptions opts) {
     }
     const auto now = std::chrono::steady_clock::now();
     if (now >= next_housekeeping) {
-      next_housekeeping = now + std::chrono::milliseconds(
-                                    static_cast<int64_t>(opts.stats_interval_s * 1000));
+      next_housekeeping =
+          now + std::chrono::milliseconds(static_cast<int64_t>(opts.stats_interval_s * 1000));
       tracker.ExpireIdle(NowUs());
       refresh();
       log.Flush();
       // A failed SIGHUP reopen is retried quietly once per housekeeping.
       if (log.Stale() && log.Reopen().ok()) Log("session log reopened");
-      last_loop_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch())
-                        .count();
+      last_loop_s =
+          std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
     }
     if (g_reopen.exchange(false)) {
       log.Flush();
-      if (auto st = log.Reopen(); !st.ok()) Log(std::string(st.message()));
-      else Log("session log reopened");
+      if (auto st = log.Reopen(); !st.ok())
+        Log(std::string(st.message()));
+      else
+        Log("session log reopened");
     }
   }
   // A clean stop. What the kernel captured before the signal belongs to this run: without

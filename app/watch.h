@@ -17,7 +17,7 @@ struct WatchOptions {
   std::string capture = "auto";  // auto | ebpf | pcap
   std::string listen = "127.0.0.1:9433";
   std::string session_log;
-  int buffer_mib = 32;     // libpcap kernel buffer / eBPF ring size
+  int buffer_mib = 32;  // libpcap kernel buffer / eBPF ring size
   size_t max_clients = 1000;
   double stats_interval_s = 1.0;
   parser::FlowTrackerConfig tracker;

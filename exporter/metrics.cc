@@ -103,7 +103,8 @@ prometheus::MetricFamily NewFamily(std::string name, std::string help,
 }
 
 absl::Status ErrnoStatus(int err, std::string_view what) {
-  return absl::Status(absl::ErrnoToStatusCode(err), absl::StrCat(std::string(what), ": ", strerror(err)));
+  return absl::Status(absl::ErrnoToStatusCode(err),
+                      absl::StrCat(std::string(what), ": ", strerror(err)));
 }
 
 }  // namespace
@@ -164,7 +165,8 @@ struct Metrics::State : public prometheus::Collectable {
         overflow_server(overflow.Add({{"label", "server"}})),
         overflow_certificate(overflow.Add({{"label", "certificate"}})) {
     if (options.version.empty()) options.version = PGTLS_VERSION;
-    build_info_child = &build_info.Add({{"version", options.version}, {"capture", options.capture}});
+    build_info_child =
+        &build_info.Add({{"version", options.version}, {"capture", options.capture}});
     build_info_child->Set(1);
     server_labels.emplace_back(kOther);  // id 0
     client_labels.emplace_back(kOther);  // id 0
@@ -183,19 +185,19 @@ struct Metrics::State : public prometheus::Collectable {
 
   static void AppendPipeline(const PipelineStats& s, std::vector<prometheus::MetricFamily>* out) {
     using prometheus::MetricType;
-    auto packets = NewFamily("pgtlsmon_packets_total",
-                             "Packets the capture layer handed to the parser.",
-                             MetricType::Counter);
-    auto bytes = NewFamily("pgtlsmon_bytes_total",
-                           "Bytes the capture layer handed to the parser.", MetricType::Counter);
-    auto skipped_packets = NewFamily(
-        "pgtlsmon_skipped_packets_total",
-        "Packets of connections whose record was final, counted but not parsed.",
-        MetricType::Counter);
-    auto skipped_bytes = NewFamily(
-        "pgtlsmon_skipped_bytes_total",
-        "Bytes of connections whose record was final, counted but not parsed.",
-        MetricType::Counter);
+    auto packets =
+        NewFamily("pgtlsmon_packets_total", "Packets the capture layer handed to the parser.",
+                  MetricType::Counter);
+    auto bytes = NewFamily("pgtlsmon_bytes_total", "Bytes the capture layer handed to the parser.",
+                           MetricType::Counter);
+    auto skipped_packets =
+        NewFamily("pgtlsmon_skipped_packets_total",
+                  "Packets of connections whose record was final, counted but not parsed.",
+                  MetricType::Counter);
+    auto skipped_bytes =
+        NewFamily("pgtlsmon_skipped_bytes_total",
+                  "Bytes of connections whose record was final, counted but not parsed.",
+                  MetricType::Counter);
     auto drops = NewFamily("pgtlsmon_capture_drops_total",
                            "Packets lost before parsing (kernel, ring buffer, libpcap).",
                            MetricType::Counter);
@@ -203,8 +205,7 @@ struct Metrics::State : public prometheus::Collectable {
       const std::string source = ValidUtf8(src.source, kMaxCertLabelBytes);
       AddSample(&packets, {{"source", source}}, static_cast<double>(src.packets));
       AddSample(&bytes, {{"source", source}}, static_cast<double>(src.bytes));
-      AddSample(&skipped_packets, {{"source", source}},
-                static_cast<double>(src.skipped_packets));
+      AddSample(&skipped_packets, {{"source", source}}, static_cast<double>(src.skipped_packets));
       AddSample(&skipped_bytes, {{"source", source}}, static_cast<double>(src.skipped_bytes));
       for (const auto& [reason, n] : src.drops) {
         AddSample(&drops, {{"source", source}, {"reason", ValidUtf8(reason, kMaxCertLabelBytes)}},
@@ -225,12 +226,12 @@ struct Metrics::State : public prometheus::Collectable {
                   static_cast<double>(s.parse.Get(stage, reason)));
       }
     }
-    auto active = NewFamily("pgtlsmon_flows_active", "Connections being tracked.",
-                            MetricType::Gauge);
+    auto active =
+        NewFamily("pgtlsmon_flows_active", "Connections being tracked.", MetricType::Gauge);
     AddSample(&active, {}, static_cast<double>(s.flows_active));
-    auto evictions = NewFamily("pgtlsmon_flow_evictions_total",
-                               "Tracked connections dropped (table full, idle timeout).",
-                               MetricType::Counter);
+    auto evictions =
+        NewFamily("pgtlsmon_flow_evictions_total",
+                  "Tracked connections dropped (table full, idle timeout).", MetricType::Counter);
     for (const auto& [reason, n] : s.evictions) {
       AddSample(&evictions, {{"reason", ValidUtf8(reason, kMaxCertLabelBytes)}},
                 static_cast<double>(n));
@@ -279,8 +280,8 @@ struct Metrics::State : public prometheus::Collectable {
 
   // The cached child for `key`; `make` builds its label set the first time.
   template <typename MakeLabels>
-  prometheus::Counter& Series(prometheus::Family<prometheus::Counter>& family,
-                              const SeriesKey& key, MakeLabels make) {
+  prometheus::Counter& Series(prometheus::Family<prometheus::Counter>& family, const SeriesKey& key,
+                              MakeLabels make) {
     auto it = series.find(key);
     if (it == series.end()) it = series.emplace(key, &family.Add(make())).first;
     return *it->second;
@@ -366,10 +367,10 @@ struct Metrics::State : public prometheus::Collectable {
       return;
     }
     if (certs.size() < options.max_certificates) {
-      prometheus::Gauge& g = cert_not_after.Add(
-          {{"server", server_labels[server]},
-           {"subject", ValidUtf8(c.subject, kMaxCertLabelBytes)},
-           {"issuer", ValidUtf8(c.issuer, kMaxCertLabelBytes)}});
+      prometheus::Gauge& g =
+          cert_not_after.Add({{"server", server_labels[server]},
+                              {"subject", ValidUtf8(c.subject, kMaxCertLabelBytes)},
+                              {"issuer", ValidUtf8(c.issuer, kMaxCertLabelBytes)}});
       g.Set(not_after);
       certs.emplace(std::move(key), &g);
       return;
@@ -446,8 +447,8 @@ void Metrics::SetCaptureBackend(std::string_view capture) {
   try {
     if (state_->build_info_child != nullptr) state_->build_info.Remove(state_->build_info_child);
     state_->options.capture = std::string(capture);
-    state_->build_info_child =
-        &state_->build_info.Add({{"version", state_->options.version}, {"capture", state_->options.capture}});
+    state_->build_info_child = &state_->build_info.Add(
+        {{"version", state_->options.version}, {"capture", state_->options.capture}});
     state_->build_info_child->Set(1);
   } catch (const std::exception&) {
     state_->build_info_child = nullptr;

@@ -39,8 +39,8 @@ namespace pgtlsmon::exporter {
 
 // Counters one capture source (an interface, a pcap file, the eBPF program) reports.
 struct CaptureSourceStats {
-  std::string source;            // label value, e.g. "eth0", "ebpf:eth0", "trace.pcap"
-  uint64_t packets = 0;          // handed to the parser
+  std::string source;    // label value, e.g. "eth0", "ebpf:eth0", "trace.pcap"
+  uint64_t packets = 0;  // handed to the parser
   uint64_t bytes = 0;
   uint64_t skipped_packets = 0;  // of connections whose record was final, not handed on
   uint64_t skipped_bytes = 0;
@@ -61,10 +61,10 @@ struct PipelineStats {
 class Metrics {
  public:
   struct Options {
-    std::string version = "";      // pgtlsmon_build_info{version}; empty: the build's version
-    std::string capture = "none";  // pgtlsmon_build_info{capture}: ebpf, pcap, replay, none
-    size_t max_clients = 1000;     // distinct `client` values before new ones become "other"
-    size_t max_servers = 1000;     // distinct `server` values before new ones become "other"
+    std::string version = "";        // pgtlsmon_build_info{version}; empty: the build's version
+    std::string capture = "none";    // pgtlsmon_build_info{capture}: ebpf, pcap, replay, none
+    size_t max_clients = 1000;       // distinct `client` values before new ones become "other"
+    size_t max_servers = 1000;       // distinct `server` values before new ones become "other"
     size_t max_certificates = 1000;  // distinct certificate series, then "other"
   };
 

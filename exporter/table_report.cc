@@ -184,8 +184,8 @@ std::string TableReport::FormatRow(const parser::SessionRecord& r) {
   return line;
 }
 
-void TableReport::AddClient(std::map<std::string, ClientSummary>* m, uint64_t* overflow,
-                            size_t cap, const std::string& client, std::string detail) {
+void TableReport::AddClient(std::map<std::string, ClientSummary>* m, uint64_t* overflow, size_t cap,
+                            const std::string& client, std::string detail) {
   auto it = m->find(client);
   if (it == m->end()) {
     if (m->size() >= cap) {
@@ -195,7 +195,8 @@ void TableReport::AddClient(std::map<std::string, ClientSummary>* m, uint64_t* o
     it = m->emplace(client, ClientSummary()).first;
   }
   ++it->second.sessions;
-  if (!detail.empty() && it->second.details.size() < 32) it->second.details.insert(std::move(detail));
+  if (!detail.empty() && it->second.details.size() < 32)
+    it->second.details.insert(std::move(detail));
 }
 
 void TableReport::OnRecord(const parser::SessionRecord& r) {
@@ -245,17 +246,17 @@ void TableReport::Finish() {
   });
   for (const auto& [v, n] : versions) {
     std::string line = "  ";
-    Cell(&line, v == kNoVersion ? std::string("none") : parser::VersionName(static_cast<uint16_t>(v)),
-         14);
+    Cell(&line,
+         v == kNoVersion ? std::string("none") : parser::VersionName(static_cast<uint16_t>(v)), 14);
     RightCell(&line, absl::StrCat(n), 10);
     line.back() = '\n';
     s.append(line);
   }
 
   const auto client_table = [&](std::string_view title, std::string_view detail_title,
-                                const std::map<std::string, ClientSummary>& m,
-                                uint64_t overflow) {
-    s.append(absl::StrCat("\n", std::string(title), " (", m.size(), overflow != 0 ? "+" : "", ")\n"));
+                                const std::map<std::string, ClientSummary>& m, uint64_t overflow) {
+    s.append(
+        absl::StrCat("\n", std::string(title), " (", m.size(), overflow != 0 ? "+" : "", ")\n"));
     if (m.empty()) {
       s.append("  none\n");
       return;

@@ -60,7 +60,7 @@ class TableReport {
   std::map<uint32_t, uint64_t> by_version_;  // version code; kNoVersion for none
   std::map<std::string, ClientSummary> legacy_clients_;
   std::map<std::string, ClientSummary> plaintext_clients_;
-  uint64_t legacy_overflow_ = 0;     // sessions from clients past the cap
+  uint64_t legacy_overflow_ = 0;  // sessions from clients past the cap
   uint64_t plaintext_overflow_ = 0;
 };
 

@@ -41,8 +41,8 @@ class ByteReader {
   }
   std::optional<uint32_t> U32Be() {
     if (buf_.size() < 4) return std::nullopt;
-    const uint32_t v = (uint32_t{buf_[0]} << 24) | (uint32_t{buf_[1]} << 16) |
-                       (uint32_t{buf_[2]} << 8) | buf_[3];
+    const uint32_t v =
+        (uint32_t{buf_[0]} << 24) | (uint32_t{buf_[1]} << 16) | (uint32_t{buf_[2]} << 8) | buf_[3];
     buf_ = buf_.subspan(4);
     return v;
   }

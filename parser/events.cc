@@ -6,31 +6,50 @@ namespace pgtlsmon::parser {
 
 std::string_view OutcomeName(Outcome o) {
   switch (o) {
-    case Outcome::kUnknown: return "unknown";
-    case Outcome::kTls: return "tls";
-    case Outcome::kTlsFailed: return "tls_failed";
-    case Outcome::kIncomplete: return "incomplete";
-    case Outcome::kGssenc: return "gssenc";
-    case Outcome::kPlaintext: return "plaintext";
-    case Outcome::kCancel: return "cancel";
-    case Outcome::kSslRefused: return "ssl_refused";
+    case Outcome::kUnknown:
+      return "unknown";
+    case Outcome::kTls:
+      return "tls";
+    case Outcome::kTlsFailed:
+      return "tls_failed";
+    case Outcome::kIncomplete:
+      return "incomplete";
+    case Outcome::kGssenc:
+      return "gssenc";
+    case Outcome::kPlaintext:
+      return "plaintext";
+    case Outcome::kCancel:
+      return "cancel";
+    case Outcome::kSslRefused:
+      return "ssl_refused";
   }
   return "unknown";
 }
 
 std::string_view FindingName(Finding f) {
   switch (f) {
-    case Finding::kLegacyTlsNegotiated: return "legacy_tls_negotiated";
-    case Finding::kLegacyTlsOfferedOnly: return "legacy_tls_offered_only";
-    case Finding::kClientAcceptsLegacyTls: return "client_accepts_legacy_tls";
-    case Finding::kWeakCipher: return "weak_cipher";
-    case Finding::kPlaintextSession: return "plaintext_session";
-    case Finding::kSslRefusedByServer: return "ssl_refused_by_server";
-    case Finding::kHandshakeFailed: return "handshake_failed";
-    case Finding::kSslInjectionBytes: return "ssl_injection_bytes";
-    case Finding::kCertificateExpired: return "certificate_expired";
-    case Finding::kWeakCertificateKey: return "weak_certificate_key";
-    case Finding::kCount: break;
+    case Finding::kLegacyTlsNegotiated:
+      return "legacy_tls_negotiated";
+    case Finding::kLegacyTlsOfferedOnly:
+      return "legacy_tls_offered_only";
+    case Finding::kClientAcceptsLegacyTls:
+      return "client_accepts_legacy_tls";
+    case Finding::kWeakCipher:
+      return "weak_cipher";
+    case Finding::kPlaintextSession:
+      return "plaintext_session";
+    case Finding::kSslRefusedByServer:
+      return "ssl_refused_by_server";
+    case Finding::kHandshakeFailed:
+      return "handshake_failed";
+    case Finding::kSslInjectionBytes:
+      return "ssl_injection_bytes";
+    case Finding::kCertificateExpired:
+      return "certificate_expired";
+    case Finding::kWeakCertificateKey:
+      return "weak_certificate_key";
+    case Finding::kCount:
+      break;
   }
   return "unknown";
 }

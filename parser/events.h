@@ -88,14 +88,14 @@ struct ClientHelloInfo {
   std::vector<uint16_t> cipher_suites;
   std::vector<uint16_t> extensions;
   std::vector<uint16_t> groups;
-  std::vector<uint8_t> ec_point_formats;      // for JA3
-  std::vector<uint16_t> signature_algorithms; // for JA4, wire order
-  std::vector<uint32_t> sslv2_cipher_specs;   // SSLv2-format hello only
-  std::optional<std::string> sni;             // decoded, invalid UTF-8 bytes -> U+FFFD
-  std::vector<std::string> alpn;              // decoded likewise
-  std::vector<std::string> alpn_raw;          // the protocol names' raw bytes (JA4 needs them)
-  std::string ja3;                            // MD5 hex
-  std::string ja4;                            // FoxIO JA4, TCP variant
+  std::vector<uint8_t> ec_point_formats;       // for JA3
+  std::vector<uint16_t> signature_algorithms;  // for JA4, wire order
+  std::vector<uint32_t> sslv2_cipher_specs;    // SSLv2-format hello only
+  std::optional<std::string> sni;              // decoded, invalid UTF-8 bytes -> U+FFFD
+  std::vector<std::string> alpn;               // decoded likewise
+  std::vector<std::string> alpn_raw;           // the protocol names' raw bytes (JA4 needs them)
+  std::string ja3;                             // MD5 hex
+  std::string ja4;                             // FoxIO JA4, TCP variant
 };
 
 struct ServerHelloInfo {
@@ -145,7 +145,7 @@ struct SessionRecord {
   uint32_t findings = 0;  // FindingBit() mask
 
   // Not in the JSON contract; useful to metrics and tests.
-  uint64_t sequence = 0;       // order of the connection's first packet in the capture
+  uint64_t sequence = 0;                  // order of the connection's first packet in the capture
   uint16_t client_hello_max_version = 0;  // newest known version offered, 0 if none
   bool has_finding(Finding f) const { return (findings & FindingBit(f)) != 0; }
 };

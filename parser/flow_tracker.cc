@@ -188,9 +188,12 @@ struct FlowTracker::HelloCache {
 
 std::string_view EvictionReasonName(EvictionReason r) {
   switch (r) {
-    case EvictionReason::kTableFull: return "table_full";
-    case EvictionReason::kIdleTimeout: return "idle_timeout";
-    case EvictionReason::kCount: break;
+    case EvictionReason::kTableFull:
+      return "table_full";
+    case EvictionReason::kIdleTimeout:
+      return "idle_timeout";
+    case EvictionReason::kCount:
+      break;
   }
   return "unknown";
 }
@@ -211,8 +214,8 @@ enum class Phase : uint8_t {
   kAwaitSslReply,  // SSLRequest sent
   kAwaitGssReply,  // GSSENCRequest sent
   kTlsHandshake,
-  kRefused,        // 'E' answered: nothing more is parsed
-  kSettled,        // the outcome is known (plaintext, cancel, gssenc, not PostgreSQL)
+  kRefused,  // 'E' answered: nothing more is parsed
+  kSettled,  // the outcome is known (plaintext, cancel, gssenc, not PostgreSQL)
 };
 
 struct FlowTracker::Flow {
@@ -260,7 +263,7 @@ struct FlowTracker::Flow {
   bool has_payload = false;  // a payload byte travelled
   bool closed = false;
   bool fatal_alert = false;
-  bool final = false;        // the record can no longer change
+  bool final = false;           // the record can no longer change
   bool handshake_seen = false;  // final by the TLS rules (ServerHello 1.3, both CCS, fatal alert)
   bool ccs[2] = {false, false};
   bool tls_checked[2] = {false, false};  // first bytes of each direction's TLS checked
@@ -276,15 +279,20 @@ struct FlowTracker::Flow {
     for (bool progress = true; progress && !final;) {
       progress = false;
       switch (phase) {
-        case Phase::kAwaitStartup: progress = StepStartup(); break;
+        case Phase::kAwaitStartup:
+          progress = StepStartup();
+          break;
         case Phase::kAwaitSslReply:
-        case Phase::kAwaitGssReply: progress = StepReply(); break;
+        case Phase::kAwaitGssReply:
+          progress = StepReply();
+          break;
         case Phase::kTlsHandshake:
           FeedTls(kClient);
           FeedTls(kServer);
           break;
         case Phase::kRefused:
-        case Phase::kSettled: break;
+        case Phase::kSettled:
+          break;
       }
     }
   }
@@ -316,7 +324,8 @@ struct FlowTracker::Flow {
       case ParseResult::kNotThisProtocol:
         Settle(Outcome::kUnknown);
         return false;
-      case ParseResult::kOk: break;
+      case ParseResult::kOk:
+        break;
     }
     recognised = true;
     s.Consume(m.length);
@@ -364,7 +373,8 @@ struct FlowTracker::Flow {
       case 'E':
         phase = Phase::kRefused;  // an ErrorResponse follows; the server closes
         return false;
-      default: break;
+      default:
+        break;
     }
     stats->Add(Stage::kPostgres, Reason::kUnexpectedSslReply);
     phase = Phase::kRefused;
@@ -484,8 +494,8 @@ FlowTracker::FlowTracker(FlowTrackerConfig cfg, RecordFn on_record)
 
 FlowTracker::~FlowTracker() = default;
 
-FlowTracker::Entry* FlowTracker::Create(const FlowKey& key, const TcpSegment& seg,
-                                        uint64_t ts_us, uint64_t sequence) {
+FlowTracker::Entry* FlowTracker::Create(const FlowKey& key, const TcpSegment& seg, uint64_t ts_us,
+                                        uint64_t sequence) {
   if (flows_.size() >= cfg_.max_flows) {
     // Evict the oldest connection still in the table.
     while (!creation_order_.empty()) {
@@ -582,8 +592,7 @@ void FlowTracker::OnSegment(const TcpSegment& seg, uint64_t ts_us, uint64_t pack
       return;
     }
     // A new SYN on a finished 4-tuple starts a new connection with its own record.
-    if (syn && !ack && e->has_isn && seg.seq != e->client_isn &&
-        (e->fin_mask != 0 || e->settled)) {
+    if (syn && !ack && e->has_isn && seg.seq != e->client_isn && (e->fin_mask != 0 || e->settled)) {
       Finalize(key, *e);
       flows_.erase(it);
       e = nullptr;
@@ -633,8 +642,8 @@ void FlowTracker::OnSegment(const TcpSegment& seg, uint64_t ts_us, uint64_t pack
   if (seg.flags & (kTcpFin | kTcpRst)) {
     f->closed = true;
     e->fin_mask |= (seg.flags & kTcpRst) ? kRst : (from_client ? kFinClient : kFinServer);
-    if ((e->fin_mask & kRst) || (e->fin_mask & (kFinClient | kFinServer)) ==
-                                    (kFinClient | kFinServer)) {
+    if ((e->fin_mask & kRst) ||
+        (e->fin_mask & (kFinClient | kFinServer)) == (kFinClient | kFinServer)) {
       f->final = true;
     }
   }
@@ -663,8 +672,8 @@ static void Conclude(FlowTracker::Flow& f) {
     r.outcome = Outcome::kPlaintext;
   } else if (r.pg.cancel_request) {
     r.outcome = Outcome::kCancel;
-  } else if (r.pg.ssl_response == 'N' || r.pg.ssl_response == 'E' ||
-             r.pg.gssenc_response == 'N' || r.pg.gssenc_response == 'E') {
+  } else if (r.pg.ssl_response == 'N' || r.pg.ssl_response == 'E' || r.pg.gssenc_response == 'N' ||
+             r.pg.gssenc_response == 'E') {
     r.outcome = Outcome::kSslRefused;
   } else {
     r.outcome = Outcome::kUnknown;

@@ -27,9 +27,9 @@ struct FlowTrackerConfig {
   bool any_port = false;                 // recognise PostgreSQL and TLS by content everywhere
   size_t max_flows = 262144;             // connection table cap (then the oldest is evicted)
   uint64_t idle_timeout_us = 600ull * 1000000;  // a connection silent this long is dropped
-  size_t stream_cap = 16 * 1024 + 5;     // bytes buffered per direction (one TLS record)
+  size_t stream_cap = 16 * 1024 + 5;            // bytes buffered per direction (one TLS record)
   size_t max_handshake_message = 64 * 1024;
-  size_t max_startup_message = 10000;    // PostgreSQL's own MAX_STARTUP_PACKET_LENGTH
+  size_t max_startup_message = 10000;  // PostgreSQL's own MAX_STARTUP_PACKET_LENGTH
   // Records come out in the order of the connections' first packets (replay); otherwise as
   // soon as they are final (live).
   bool ordered_output = true;
@@ -61,8 +61,8 @@ inline uint64_t Mum(uint64_t a, uint64_t b) {
 inline uint64_t FlowKeyHash(const FlowKey& k) {
   using flow_key_internal::Load64;
   using flow_key_internal::Mum;
-  const uint64_t ports = (uint64_t{k.lo_port} << 16) | k.hi_port |
-                         (uint64_t{k.lo_ip.is_v6} << 32) | (uint64_t{k.hi_ip.is_v6} << 33);
+  const uint64_t ports = (uint64_t{k.lo_port} << 16) | k.hi_port | (uint64_t{k.lo_ip.is_v6} << 32) |
+                         (uint64_t{k.hi_ip.is_v6} << 33);
   const uint64_t h1 = Mum(Load64(k.lo_ip.bytes.data()) ^ 0xa0761d6478bd642full,
                           Load64(k.hi_ip.bytes.data()) ^ 0xe7037ed1a0b428dbull);
   const uint64_t h2 = Mum(Load64(k.lo_ip.bytes.data() + 8) ^ 0x8ebc6af09c88c6e3ull ^ ports,
@@ -76,10 +76,10 @@ inline bool operator==(const FlowKey& a, const FlowKey& b) {
   const uint8_t* ah = a.hi_ip.bytes.data();
   const uint8_t* bl = b.lo_ip.bytes.data();
   const uint8_t* bh = b.hi_ip.bytes.data();
-  return ((Load64(al) ^ Load64(bl)) | (Load64(al + 8) ^ Load64(bl + 8)) |  // NOLINT
+  return ((Load64(al) ^ Load64(bl)) | (Load64(al + 8) ^ Load64(bl + 8)) |         // NOLINT
           (Load64(ah) ^ Load64(bh)) | (Load64(ah + 8) ^ Load64(bh + 8))) == 0 &&  // NOLINT
-         a.lo_port == b.lo_port && a.hi_port == b.hi_port && a.lo_ip.is_v6 == b.lo_ip.is_v6 &&
-         a.hi_ip.is_v6 == b.hi_ip.is_v6;
+         a.lo_port == b.lo_port &&
+         a.hi_port == b.hi_port && a.lo_ip.is_v6 == b.lo_ip.is_v6 && a.hi_ip.is_v6 == b.hi_ip.is_v6;
 }
 
 template <typename H>
@@ -204,7 +204,7 @@ class FlowTracker {
   FlowTrackerStats stats_;
   ParseStats parse_stats_;
   std::vector<uint64_t> port_bitmap_;  // 65536 bits
-  struct HelloCache;  // parsed hellos by their shape (flow_tracker.cc)
+  struct HelloCache;                   // parsed hellos by their shape (flow_tracker.cc)
   std::unique_ptr<HelloCache> hello_cache_;
 };
 

@@ -18,7 +18,7 @@ inline constexpr uint32_t kCancelRequestCode = 80877102;
 struct PgStartupMessage {
   enum class Kind : uint8_t { kSslRequest, kGssEncRequest, kCancelRequest, kStartup };
   Kind kind = Kind::kStartup;
-  size_t length = 0;  // bytes the message takes, including its length word
+  size_t length = 0;                   // bytes the message takes, including its length word
   std::optional<StartupInfo> startup;  // kStartup only
 };
 
@@ -26,7 +26,6 @@ struct PgStartupMessage {
 // kNeedMore: fewer bytes than the message needs. kNotThisProtocol: not a PostgreSQL startup
 // message (the connection is something else). kMalformed: a PostgreSQL code with a length
 // that cannot be right. Passwords never appear here (they come later, in other messages).
-ParseResult ParsePgStartup(std::span<const uint8_t> data, size_t max_length,
-                           PgStartupMessage* out);
+ParseResult ParsePgStartup(std::span<const uint8_t> data, size_t max_length, PgStartupMessage* out);
 
 }  // namespace pgtlsmon::parser

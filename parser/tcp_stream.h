@@ -35,7 +35,8 @@ class TcpStream {
 
   // In-order bytes not consumed yet.
   std::span<const uint8_t> data() const {
-    return {reinterpret_cast<const uint8_t*>(buf_.data()) + start_, buf_.size() - start_};  // NOLINT
+    return {reinterpret_cast<const uint8_t*>(buf_.data()) + start_,
+            buf_.size() - start_};  // NOLINT
   }
   void Consume(size_t n);
 

@@ -30,7 +30,6 @@ constexpr uint8_t kSniHostName = 0;
 constexpr size_t kMaxSniBytes = 255;   // STYLE.md 4.1: names that outlive the packet are capped
 constexpr size_t kMaxAlpnBytes = 255;  // one protocol name is at most 255 bytes on the wire
 
-
 std::string AsString(std::span<const uint8_t> b) {
   std::string s;
   s.reserve(b.size());

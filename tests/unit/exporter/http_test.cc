@@ -193,9 +193,9 @@ TEST(HttpServer, StalledClientsDoNotHoldUpScrapes) {
 
 TEST(HttpServer, MalformedAddresses) {
   Metrics m;
-  for (const char* addr : {"", "9433", "127.0.0.1", "127.0.0.1:", "127.0.0.1:99999",
-                           "127.0.0.1:94x3", "localhost:9433", "::1:9433", "[::1]9433", "[::1",
-                           "[not-ip]:9433"}) {
+  for (const char* addr :
+       {"", "9433", "127.0.0.1", "127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:94x3",
+        "localhost:9433", "::1:9433", "[::1]9433", "[::1", "[not-ip]:9433"}) {
     auto s = HttpServer::Start(addr, m.collectable(), nullptr);
     ASSERT_FALSE(s.ok()) << addr;
     EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << addr;

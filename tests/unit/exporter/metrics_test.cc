@@ -179,19 +179,23 @@ TEST(Metrics, TlsSessionCounts) {
   const Snapshot s = Collect(m);
   const std::string server = "10.0.0.2:5432";
   EXPECT_EQ(s.Get("pgtlsmon_sessions_total",
-                  {{"server", server}, {"outcome", "tls"}, {"version", "TLSv1.3"}}), 2);
-  EXPECT_EQ(s.Get("pgtlsmon_sessions_total",
-                  {{"server", server}, {"outcome", "tls"}, {"version", "TLSv1.2"}}), 1);
-  EXPECT_EQ(s.Get("pgtlsmon_negotiated_ciphers_total",
-                  {{"server", server}, {"version", "TLSv1.3"}, {"cipher", "TLS_AES_128_GCM_SHA256"}}),
+                  {{"server", server}, {"outcome", "tls"}, {"version", "TLSv1.3"}}),
             2);
+  EXPECT_EQ(s.Get("pgtlsmon_sessions_total",
+                  {{"server", server}, {"outcome", "tls"}, {"version", "TLSv1.2"}}),
+            1);
+  EXPECT_EQ(
+      s.Get("pgtlsmon_negotiated_ciphers_total",
+            {{"server", server}, {"version", "TLSv1.3"}, {"cipher", "TLS_AES_128_GCM_SHA256"}}),
+      2);
   EXPECT_EQ(s.Get("pgtlsmon_negotiated_ciphers_total",
                   {{"server", server},
                    {"version", "TLSv1.2"},
                    {"cipher", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"}}),
             1);
   EXPECT_EQ(s.Get("pgtlsmon_client_hello_max_version_total",
-                  {{"server", server}, {"version", "TLSv1.3"}}), 3);
+                  {{"server", server}, {"version", "TLSv1.3"}}),
+            3);
   EXPECT_EQ(s.Count("pgtlsmon_legacy_sessions_total"), 0u);
   EXPECT_EQ(s.Count("pgtlsmon_plaintext_sessions_total"), 0u);
   EXPECT_EQ(s.Count("pgtlsmon_handshake_failures_total"), 0u);
@@ -202,7 +206,8 @@ TEST(Metrics, UnnamedCipherAndUnknownVersionUseHex) {
   m.OnRecord(Tls(0x7f1c, 0xabcd));
   const Snapshot s = Collect(m);
   EXPECT_EQ(s.Get("pgtlsmon_negotiated_ciphers_total",
-                  {{"server", "10.0.0.2:5432"}, {"version", "0x7f1c"}, {"cipher", "0xabcd"}}), 1);
+                  {{"server", "10.0.0.2:5432"}, {"version", "0x7f1c"}, {"cipher", "0xabcd"}}),
+            1);
 }
 
 TEST(Metrics, LegacyPlaintextFailuresAndFindings) {
@@ -241,37 +246,46 @@ TEST(Metrics, LegacyPlaintextFailuresAndFindings) {
   const Snapshot s = Collect(m);
   const std::string server = "10.0.0.2:5432";
   EXPECT_EQ(s.Get("pgtlsmon_legacy_sessions_total",
-                  {{"server", server}, {"client", "192.0.2.7"}, {"version", "TLSv1"}}), 2);
-  EXPECT_EQ(s.Get("pgtlsmon_legacy_sessions_total",
-                  {{"server", server}, {"client", "192.0.2.8"}, {"version", "TLSv1.1"}}), 1);
-  EXPECT_EQ(s.Get("pgtlsmon_sessions_total",
-                  {{"server", server}, {"outcome", "tls_failed"}, {"version", "none"}}), 2);
-  EXPECT_EQ(s.Get("pgtlsmon_sessions_total",
-                  {{"server", server}, {"outcome", "plaintext"}, {"version", "none"}}), 1);
-  EXPECT_EQ(s.Get("pgtlsmon_handshake_failures_total",
-                  {{"server", server}, {"alert", "protocol_version"}}), 1);
-  EXPECT_EQ(s.Get("pgtlsmon_handshake_failures_total", {{"server", server}, {"alert", "none"}}),
-            1);
-  EXPECT_EQ(s.Count("pgtlsmon_handshake_failures_total"), 2u);
-  EXPECT_EQ(s.Get("pgtlsmon_plaintext_sessions_total",
-                  {{"server", server}, {"client", "192.0.2.9"}}), 1);
-  EXPECT_EQ(s.Get("pgtlsmon_negotiated_ciphers_total",
-                  {{"server", server}, {"version", "TLSv1"}, {"cipher", "TLS_RSA_WITH_RC4_128_SHA"}}),
+                  {{"server", server}, {"client", "192.0.2.7"}, {"version", "TLSv1"}}),
             2);
+  EXPECT_EQ(s.Get("pgtlsmon_legacy_sessions_total",
+                  {{"server", server}, {"client", "192.0.2.8"}, {"version", "TLSv1.1"}}),
+            1);
+  EXPECT_EQ(s.Get("pgtlsmon_sessions_total",
+                  {{"server", server}, {"outcome", "tls_failed"}, {"version", "none"}}),
+            2);
+  EXPECT_EQ(s.Get("pgtlsmon_sessions_total",
+                  {{"server", server}, {"outcome", "plaintext"}, {"version", "none"}}),
+            1);
+  EXPECT_EQ(s.Get("pgtlsmon_handshake_failures_total",
+                  {{"server", server}, {"alert", "protocol_version"}}),
+            1);
+  EXPECT_EQ(s.Get("pgtlsmon_handshake_failures_total", {{"server", server}, {"alert", "none"}}), 1);
+  EXPECT_EQ(s.Count("pgtlsmon_handshake_failures_total"), 2u);
+  EXPECT_EQ(
+      s.Get("pgtlsmon_plaintext_sessions_total", {{"server", server}, {"client", "192.0.2.9"}}), 1);
+  EXPECT_EQ(
+      s.Get("pgtlsmon_negotiated_ciphers_total",
+            {{"server", server}, {"version", "TLSv1"}, {"cipher", "TLS_RSA_WITH_RC4_128_SHA"}}),
+      2);
   EXPECT_EQ(s.Get("pgtlsmon_client_hello_max_version_total",
-                  {{"server", server}, {"version", "TLSv1.1"}}), 1);
+                  {{"server", server}, {"version", "TLSv1.1"}}),
+            1);
   // Computed from the ClientHello when the parser left client_hello_max_version at 0.
   EXPECT_EQ(s.Get("pgtlsmon_client_hello_max_version_total",
-                  {{"server", server}, {"version", "TLSv1.2"}}), 1);
-  EXPECT_EQ(s.Get("pgtlsmon_findings_total",
-                  {{"server", server}, {"finding", "legacy_tls_negotiated"}}), 2);
+                  {{"server", server}, {"version", "TLSv1.2"}}),
+            1);
+  EXPECT_EQ(
+      s.Get("pgtlsmon_findings_total", {{"server", server}, {"finding", "legacy_tls_negotiated"}}),
+      2);
   EXPECT_EQ(s.Get("pgtlsmon_findings_total", {{"server", server}, {"finding", "weak_cipher"}}), 2);
   EXPECT_EQ(s.Get("pgtlsmon_findings_total",
-                  {{"server", server}, {"finding", "legacy_tls_offered_only"}}), 1);
-  EXPECT_EQ(s.Get("pgtlsmon_findings_total",
-                  {{"server", server}, {"finding", "handshake_failed"}}), 1);
-  EXPECT_EQ(s.Get("pgtlsmon_findings_total",
-                  {{"server", server}, {"finding", "plaintext_session"}}), 1);
+                  {{"server", server}, {"finding", "legacy_tls_offered_only"}}),
+            1);
+  EXPECT_EQ(s.Get("pgtlsmon_findings_total", {{"server", server}, {"finding", "handshake_failed"}}),
+            1);
+  EXPECT_EQ(
+      s.Get("pgtlsmon_findings_total", {{"server", server}, {"finding", "plaintext_session"}}), 1);
   EXPECT_EQ(s.Count("pgtlsmon_findings_total"), 5u);
 }
 
@@ -284,7 +298,8 @@ TEST(Metrics, Ipv6ServerLabel) {
   m.OnRecord(r);
   const Snapshot s = Collect(m);
   EXPECT_EQ(s.Get("pgtlsmon_plaintext_sessions_total",
-                  {{"server", "[2001:db8::5]:6432"}, {"client", "2001:db8::7"}}), 1);
+                  {{"server", "[2001:db8::5]:6432"}, {"client", "2001:db8::7"}}),
+            1);
 }
 
 TEST(Metrics, ClientCapFoldsIntoOther) {
@@ -302,12 +317,13 @@ TEST(Metrics, ClientCapFoldsIntoOther) {
   m.OnRecord(again);
   const Snapshot s = Collect(m);
   const std::string server = "10.0.0.2:5432";
-  EXPECT_EQ(s.Get("pgtlsmon_plaintext_sessions_total", {{"server", server}, {"client", "192.0.2.1"}}),
-            2);
-  EXPECT_EQ(s.Get("pgtlsmon_plaintext_sessions_total", {{"server", server}, {"client", "192.0.2.3"}}),
-            1);
-  EXPECT_EQ(s.Get("pgtlsmon_plaintext_sessions_total", {{"server", server}, {"client", "192.0.2.4"}}),
-            -1);
+  EXPECT_EQ(
+      s.Get("pgtlsmon_plaintext_sessions_total", {{"server", server}, {"client", "192.0.2.1"}}), 2);
+  EXPECT_EQ(
+      s.Get("pgtlsmon_plaintext_sessions_total", {{"server", server}, {"client", "192.0.2.3"}}), 1);
+  EXPECT_EQ(
+      s.Get("pgtlsmon_plaintext_sessions_total", {{"server", server}, {"client", "192.0.2.4"}}),
+      -1);
   EXPECT_EQ(s.Get("pgtlsmon_plaintext_sessions_total", {{"server", server}, {"client", "other"}}),
             2);
   EXPECT_EQ(s.Count("pgtlsmon_plaintext_sessions_total"), 4u);
@@ -326,11 +342,14 @@ TEST(Metrics, ServerCapFoldsIntoOther) {
   }
   const Snapshot s = Collect(m);
   EXPECT_EQ(s.Get("pgtlsmon_sessions_total",
-                  {{"server", "10.0.0.2:5432"}, {"outcome", "tls"}, {"version", "TLSv1.3"}}), 4);
+                  {{"server", "10.0.0.2:5432"}, {"outcome", "tls"}, {"version", "TLSv1.3"}}),
+            4);
   EXPECT_EQ(s.Get("pgtlsmon_sessions_total",
-                  {{"server", "10.0.1.1:5432"}, {"outcome", "cancel"}, {"version", "none"}}), 1);
+                  {{"server", "10.0.1.1:5432"}, {"outcome", "cancel"}, {"version", "none"}}),
+            1);
   EXPECT_EQ(s.Get("pgtlsmon_sessions_total",
-                  {{"server", "other"}, {"outcome", "cancel"}, {"version", "none"}}), 3);
+                  {{"server", "other"}, {"outcome", "cancel"}, {"version", "none"}}),
+            3);
   EXPECT_EQ(s.Get("pgtlsmon_label_overflow_total", {{"label", "server"}}), 3);
 }
 
@@ -403,10 +422,12 @@ TEST(Metrics, ProviderMetricsReadAtCollect) {
             3);
   EXPECT_EQ(s.Get("pgtlsmon_parse_errors_total", {{"stage", "tls"}, {"reason", "bad_record"}}), 7);
   EXPECT_EQ(s.Get("pgtlsmon_parse_errors_total",
-                  {{"stage", "postgres"}, {"reason", "unexpected_ssl_reply"}}), 1);
+                  {{"stage", "postgres"}, {"reason", "unexpected_ssl_reply"}}),
+            1);
   EXPECT_EQ(s.Get("pgtlsmon_parse_errors_total", {{"stage", "link"}, {"reason", "truncated"}}), 0);
-  EXPECT_EQ(s.Count("pgtlsmon_parse_errors_total"),
-            static_cast<size_t>(parser::Stage::kCount) * static_cast<size_t>(parser::Reason::kCount));
+  EXPECT_EQ(
+      s.Count("pgtlsmon_parse_errors_total"),
+      static_cast<size_t>(parser::Stage::kCount) * static_cast<size_t>(parser::Reason::kCount));
   EXPECT_EQ(s.Get("pgtlsmon_flows_active", {}), 12);
   EXPECT_EQ(s.Get("pgtlsmon_flow_evictions_total", {{"reason", "table_full"}}), 5);
   EXPECT_EQ(s.Get("pgtlsmon_flow_evictions_total", {{"reason", "idle"}}), 6);

@@ -130,9 +130,9 @@ TEST(RecordJson, KeyOrderFollowsTheSpec) {
                                             "outcome", "legacy", "findings"}));
   std::vector<std::string> pg;
   for (auto it = j["pg"].begin(); it != j["pg"].end(); ++it) pg.push_back(it.key());
-  EXPECT_EQ(pg, (std::vector<std::string>{"ssl_request", "ssl_response", "gssenc_request",
-                                          "gssenc_response", "cancel_request", "direct_tls",
-                                          "startup"}));
+  EXPECT_EQ(
+      pg, (std::vector<std::string>{"ssl_request", "ssl_response", "gssenc_request",
+                                    "gssenc_response", "cancel_request", "direct_tls", "startup"}));
   std::vector<std::string> ch;
   for (auto it = j["client_hello"].begin(); it != j["client_hello"].end(); ++it) {
     ch.push_back(it.key());
@@ -211,9 +211,9 @@ TEST(RecordJson, AllFindingsAndOutcomes) {
   ASSERT_EQ(j["findings"].size(), static_cast<size_t>(Finding::kCount));
   EXPECT_EQ(j["findings"][0], "legacy_tls_negotiated");
   EXPECT_EQ(j["findings"][9], "weak_certificate_key");
-  for (auto o : {parser::Outcome::kTlsFailed, parser::Outcome::kIncomplete,
-                 parser::Outcome::kGssenc, parser::Outcome::kCancel,
-                 parser::Outcome::kSslRefused}) {
+  for (auto o :
+       {parser::Outcome::kTlsFailed, parser::Outcome::kIncomplete, parser::Outcome::kGssenc,
+        parser::Outcome::kCancel, parser::Outcome::kSslRefused}) {
     r.outcome = o;
     EXPECT_EQ(json::parse(ToJson(r))["outcome"], std::string(parser::OutcomeName(o)));
   }
@@ -260,10 +260,12 @@ TEST(RecordJson, AlertsHelloRetryAndUnknownCodes) {
   EXPECT_EQ(j["tls"]["cipher_suite"], "0xabcd");
   EXPECT_EQ(j["tls"]["cipher"], "0xabcd");  // no IANA name: the code, as for versions
   ASSERT_EQ(j["alerts"].size(), 4u);
-  EXPECT_EQ(j["alerts"][0], json::parse(
-      R"({"from": "server", "level": "fatal", "description": "handshake_failure"})"));
-  EXPECT_EQ(j["alerts"][1], json::parse(
-      R"({"from": "client", "level": "warning", "description": "close_notify"})"));
+  EXPECT_EQ(
+      j["alerts"][0],
+      json::parse(R"({"from": "server", "level": "fatal", "description": "handshake_failure"})"));
+  EXPECT_EQ(
+      j["alerts"][1],
+      json::parse(R"({"from": "client", "level": "warning", "description": "close_notify"})"));
   EXPECT_EQ(j["alerts"][2]["description"], parser::AlertName(255));
   EXPECT_EQ(j["alerts"][3]["level"], "7");
   EXPECT_EQ(j["alerts"][3]["description"], "protocol_version");
@@ -304,11 +306,13 @@ TEST(RecordJson, Sslv2FormatHello) {
 TEST(RecordJson, StringEscaping) {
   std::string all_controls;
   for (int c = 0; c < 0x20; ++c) all_controls.push_back(static_cast<char>(c));
-  const std::vector<std::string> cases = {
-      "plain", "quote\" backslash\\ slash/", all_controls, "tab\there\nnewline\r\x7f",
-      "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x90\x98",  // é € 🐘
-      "\xEF\xBF\xBD",                                 // U+FFFD already
-      std::string("nul\0inside", 10)};
+  const std::vector<std::string> cases = {"plain",
+                                          "quote\" backslash\\ slash/",
+                                          all_controls,
+                                          "tab\there\nnewline\r\x7f",
+                                          "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x90\x98",  // é € 🐘
+                                          "\xEF\xBF\xBD",  // U+FFFD already
+                                          std::string("nul\0inside", 10)};
   for (const std::string& s : cases) {
     std::string out;
     AppendJsonString(s, &out);
@@ -322,9 +326,12 @@ TEST(RecordJson, StringEscaping) {
 
 TEST(RecordJson, InvalidUtf8BecomesReplacementCharacter) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"a\xff" "b", "a\xEF\xBF\xBD" "b"},
-      {"\xC3", "\xEF\xBF\xBD"},                               // truncated sequence
-      {"\xC0\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD"},              // overlong
+      {"a\xff"
+       "b",
+       "a\xEF\xBF\xBD"
+       "b"},
+      {"\xC3", "\xEF\xBF\xBD"},                                  // truncated sequence
+      {"\xC0\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD"},                  // overlong
       {"\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},  // surrogate
       {"\xF4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},  // > U+10FFFF
   };

@@ -81,7 +81,8 @@ TEST(TableReport, RowsAndSummary) {
   offered.client_hello_max_version = 0x0302;
   offered.legacy = true;
   offered.alerts = {{false, 2, 70}};
-  offered.findings = FindingBit(Finding::kLegacyTlsOfferedOnly) | FindingBit(Finding::kHandshakeFailed);
+  offered.findings =
+      FindingBit(Finding::kLegacyTlsOfferedOnly) | FindingBit(Finding::kHandshakeFailed);
   t.OnRecord(offered);
   parser::SessionRecord plain = Rec("198.51.100.3", Outcome::kPlaintext);
   plain.pg.startup = parser::StartupInfo{};
@@ -103,8 +104,8 @@ TEST(TableReport, RowsAndSummary) {
   // A TLS 1.3 row: time, client, server, outcome, version, cipher; SNI below.
   const std::string row = lines[2] + "\n" + lines[3];
   EXPECT_EQ(row.rfind("2022-12-08 17:22:54 192.0.2.1", 0), 0u) << row;
-  for (const char* want : {"10.0.0.2:5432", " tls ", "TLSv1.3", "AES_128_GCM_SHA256",
-                           "sni=db.example.com"}) {
+  for (const char* want :
+       {"10.0.0.2:5432", " tls ", "TLSv1.3", "AES_128_GCM_SHA256", "sni=db.example.com"}) {
     EXPECT_NE(row.find(want), std::string::npos) << want << " in " << row;
   }
   EXPECT_NE(lines[6].find(" yes "), std::string::npos) << lines[6];

@@ -50,8 +50,8 @@ Bytes Handshake(uint8_t type, const Bytes& body) {
 // A minimal ClientHello offering TLS 1.0 (no extensions) or TLS 1.2.
 Bytes ClientHello(uint16_t version, uint16_t suite) {
   Bytes b = {static_cast<uint8_t>(version >> 8), static_cast<uint8_t>(version)};  // version
-  b.resize(2 + 32, 0x11);                                                        // random
-  b.push_back(0);                                                                // session id
+  b.resize(2 + 32, 0x11);                                                         // random
+  b.push_back(0);                                                                 // session id
   b.insert(b.end(), {0x00, 0x02, static_cast<uint8_t>(suite >> 8),
                      static_cast<uint8_t>(suite)});  // cipher_suites
   b.insert(b.end(), {0x01, 0x00});                   // compression: null
@@ -84,9 +84,9 @@ Bytes CertificateRecord(const Bytes& der) {
 
 // RSA-1024, CN=weak.example, valid 2026-11-27T19:47:55Z to 2026-11-28T19:47:55Z.
 Bytes WeakCertificateDer() {
-  std::ifstream f(std::string(PGTLS_SOURCE_DIR) +
-                      "/tests/unit/parser/testdata/tls/weak_rsa1024.der",
-                  std::ios::binary);
+  std::ifstream f(
+      std::string(PGTLS_SOURCE_DIR) + "/tests/unit/parser/testdata/tls/weak_rsa1024.der",
+      std::ios::binary);
   return Bytes(std::istreambuf_iterator<char>(f), {});
 }
 
@@ -284,8 +284,8 @@ TEST_F(FlowTrackerTest, ClientAcceptsLegacy) {
   b.resize(2 + 32, 0x11);
   b.push_back(0);
   b.insert(b.end(), {0x00, 0x02, 0xc0, 0x2f, 0x01, 0x00});
-  b.insert(b.end(), {0x00, 0x0b,               // extensions length 11
-                     0x00, 0x2b, 0x00, 0x07,   // supported_versions, 7 bytes
+  b.insert(b.end(), {0x00, 0x0b,              // extensions length 11
+                     0x00, 0x2b, 0x00, 0x07,  // supported_versions, 7 bytes
                      0x06, 0x03, 0x04, 0x03, 0x03, 0x03, 0x01});
   c.Client(Record(22, 0x0301, Handshake(1, b)));
   c.Server(ServerHello(0x0303, 0xc02f));
@@ -352,12 +352,12 @@ TEST_F(FlowTrackerTest, DirectTlsWithSslv2FormatHello) {
   Conn c(&t);
   c.Syn();
   // RFC 5246 E.2: 2-byte header with the high bit set, msg_type 1, version 3.1, specs.
-  c.Client({0x80, 0x1f,                            // length 31
-            0x01,                                  // msg_type: client_hello
-            0x03, 0x01,                            // version: TLS 1.0
-            0x00, 0x06, 0x00, 0x00, 0x00, 0x10,    // spec, session id, challenge lengths
-            0x00, 0x00, 0x2f, 0x01, 0x00, 0x80,    // TLS_RSA_WITH_AES_128_CBC_SHA, SSL_CK_RC4
-            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15});  // challenge
+  c.Client({0x80, 0x1f,                          // length 31
+            0x01,                                // msg_type: client_hello
+            0x03, 0x01,                          // version: TLS 1.0
+            0x00, 0x06, 0x00, 0x00, 0x00, 0x10,  // spec, session id, challenge lengths
+            0x00, 0x00, 0x2f, 0x01, 0x00, 0x80,  // TLS_RSA_WITH_AES_128_CBC_SHA, SSL_CK_RC4
+            0,    1,    2,    3,    4,    5,    6, 7, 8, 9, 10, 11, 12, 13, 14, 15});  // challenge
   c.Fin();
   ASSERT_EQ(records_.size(), 1u);
   const auto& r = records_[0];
@@ -401,7 +401,7 @@ TEST_F(FlowTrackerTest, RecordsKeepFirstPacketOrder) {
   a.Syn();
   b.Syn();
   b.Client(StartupMessage("second"));  // final first
-  EXPECT_TRUE(records_.empty());        // waits for the older connection
+  EXPECT_TRUE(records_.empty());       // waits for the older connection
   a.Client(StartupMessage("first"));
   ASSERT_EQ(records_.size(), 2u);
   EXPECT_EQ(records_[0].pg.startup->user, "first");

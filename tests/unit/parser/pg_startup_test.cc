@@ -62,10 +62,10 @@ TEST(PgStartup, CancelRequestClassicAndLongKey) {
   EXPECT_EQ(m.kind, PgStartupMessage::Kind::kCancelRequest);
   EXPECT_EQ(m.length, 16u);
   // Protocol 3.2 (PostgreSQL 18): a 32-byte key.
-  std::vector<uint8_t> longkey = {0x00, 0x00, 0x00, 0x2c,  // length 44
-                                  0x04, 0xd2, 0x16, 0x2e,  // CancelRequest
+  std::vector<uint8_t> longkey = {0x00, 0x00, 0x00, 0x2c,   // length 44
+                                  0x04, 0xd2, 0x16, 0x2e,   // CancelRequest
                                   0x00, 0x00, 0x30, 0x39};  // process id
-  longkey.resize(44, 0xab);                                // 32-byte key
+  longkey.resize(44, 0xab);                                 // 32-byte key
   ASSERT_EQ(ParsePgStartup(longkey, 10000, &m), ParseResult::kOk);
   EXPECT_EQ(m.length, 44u);
 }
@@ -84,10 +84,9 @@ TEST(PgStartup, StartupMessageFields) {
 }
 
 TEST(PgStartup, AbsentParametersAreNull) {
-  std::vector<uint8_t> b = {0x00, 0x00, 0x00, 0x12,  // length 18
-                            0x00, 0x03, 0x00, 0x02,  // protocol 3.2
-                            'u',  's',  'e',  'r', 0, 'b', 'o', 'b', 0,
-                            0};  // end
+  std::vector<uint8_t> b = {0x00, 0x00, 0x00, 0x12,                           // length 18
+                            0x00, 0x03, 0x00, 0x02,                           // protocol 3.2
+                            'u',  's',  'e',  'r',  0, 'b', 'o', 'b', 0, 0};  // end
   PgStartupMessage m;
   ASSERT_EQ(ParsePgStartup(b, 10000, &m), ParseResult::kOk);
   EXPECT_EQ(m.startup->protocol_minor, 2);
@@ -103,7 +102,7 @@ TEST(PgStartup, NotPostgres) {
 }
 
 TEST(PgStartup, OversizedStartupIsMalformed) {
-  std::vector<uint8_t> b = {0x00, 0x01, 0x00, 0x00,  // length 65536
+  std::vector<uint8_t> b = {0x00, 0x01, 0x00, 0x00,   // length 65536
                             0x00, 0x03, 0x00, 0x00};  // protocol 3.0
   PgStartupMessage m;
   EXPECT_EQ(ParsePgStartup(b, 10000, &m), ParseResult::kMalformed);

@@ -29,8 +29,8 @@ TEST(TcpStream, RetransmissionAndOverlapKeepOneCopy) {
   TcpStream s(100);
   s.SetInitialSequence(1);
   s.AddSegment(1, B("abcd"), 4, &st);
-  s.AddSegment(1, B("abcd"), 4, &st);    // retransmission
-  s.AddSegment(3, B("cdefg"), 5, &st);   // overlap: only "efg" is new
+  s.AddSegment(1, B("abcd"), 4, &st);   // retransmission
+  s.AddSegment(3, B("cdefg"), 5, &st);  // overlap: only "efg" is new
   EXPECT_EQ(Str(s.data()), "abcdefg");
   EXPECT_EQ(st.Total(), 0u);
 }
