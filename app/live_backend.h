@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "app/watch.h"
@@ -16,6 +17,10 @@ class LiveBackend {
  public:
   virtual ~LiveBackend() = default;
   virtual std::string kind() const = 0;  // "pcap" or "ebpf", pgtlsmon_build_info{capture}
+  // For the log: the kind and, for eBPF, the attach point.
+  virtual std::string description() const { return kind(); }
+  // Capabilities (CAP_* numbers) the back end still needs once open; all others are dropped.
+  virtual std::vector<int> caps_to_keep() const { return {}; }
   // Waits at most timeout_ms for a packet; false when none came.
   virtual absl::StatusOr<bool> Next(capture::RawPacket* pkt, int timeout_ms) = 0;
   // The back end's own counters: source label, drops by reason, packets it skipped.

@@ -113,6 +113,12 @@ void AddWatchFlags(CLI::App* cmd, WatchOptions* o) {
                   "or auto (try ebpf, fall back to pcap and say so)")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "ebpf", "pcap"}));
+  cmd->add_option("--ebpf-attach", o->ebpf_attach,
+                  "eBPF attach point: socket (socket filter on an AF_PACKET ring; passive, works "
+                  "on 'any') or tc (TC classifier on the interface's clsact qdisc + BPF ring "
+                  "buffer; one interface, adds the qdisc if missing and needs CAP_NET_ADMIN)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"socket", "tc"}));
   cmd->add_option("--listen", o->listen,
                   "address:port serving /metrics and /healthz ([v6addr]:port for IPv6); "
                   "loopback by default, open it up deliberately (e.g. 0.0.0.0:9433)")
@@ -150,11 +156,12 @@ int RunWatch(WatchOptions opts) {
     return 1;
   }
   LiveBackend& src = **backend;
-  // The capture is open: no capability is needed any more. Dropped before any thread starts,
-  // since capabilities are per thread and threads inherit them.
-  if (auto st = DropCapabilities({}); !st.ok()) Log(std::string(st.message()));
+  // The capture is open: capabilities are dropped before any thread starts, since they are per
+  // thread and threads inherit them. Only the TC attach point keeps one,
+  // CAP_NET_ADMIN to detach its filters (or remove the qdisc it added) at exit.
+  if (auto st = DropCapabilities(src.caps_to_keep()); !st.ok()) Log(std::string(st.message()));
   if (!why_not_ebpf.empty()) Log(why_not_ebpf);
-  Log(fmt::format("capturing on {} with {}", opts.interface, src.kind()));
+  Log(fmt::format("capturing on {} with {}", opts.interface, src.description()));
 
   exporter::Metrics::Options mo;
   mo.capture = src.kind();

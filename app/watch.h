@@ -15,6 +15,9 @@ namespace pgtlsmon::app {
 struct WatchOptions {
   std::string interface;
   std::string capture = "auto";  // auto | ebpf | pcap
+  // The eBPF attach point: socket (filter on an AF_PACKET ring, the default; bpf/README.md
+  // says why) | tc (clsact classifier + BPF ring buffer, one interface, not "any").
+  std::string ebpf_attach = "socket";
   std::string listen = "127.0.0.1:9433";
   std::string session_log;
   int buffer_mib = 32;  // libpcap kernel buffer / eBPF ring size

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * bpf/pgtls_abi.h: the only header shared by the kernel program (capture.bpf.c) and user space
- * (capture/bpf_abi.h re-checks the layout with static_assert). Packet programs use UAPI headers,
+ * (capture/bpf_abi.h re-checks the layout with static_assert). capture_tc.bpf.c (the TC classifier
+ * + BPF ring buffer attach point) shares everything here and adds struct pgtls_pkt_event. Packet programs use UAPI headers,
  * not vmlinux.h. Every type here has fixed-width fields and explicit padding; enums are stored
  * in __u32 fields.
  *
@@ -15,7 +16,8 @@
 
 #include <linux/types.h>
 
-#define PGTLS_ABI_VERSION 1u
+/* 2: PGTLS_DROP_RINGBUF_FULL (drops_pcpu grew by one slot), struct pgtls_pkt_event. */
+#define PGTLS_ABI_VERSION 2u
 
 #define PGTLS_MAX_PORTS 8u
 /* Per direction: a full TLS record (16 KiB + 5) plus headroom for the PostgreSQL preamble
@@ -73,13 +75,41 @@ enum pgtls_drop_reason {
 	PGTLS_DROP_TRUNCATED_HEADER, /* IPv4/IPv6/TCP header shorter than it says or unreadable */
 	PGTLS_DROP_IPV6_EXT_LIMIT, /* too many IPv6 extension headers to find TCP */
 	PGTLS_DROP_FRAGMENT, /* non-first IP fragment: no TCP header to classify */
+	PGTLS_DROP_RINGBUF_FULL, /* TC attach point: bpf_ringbuf_output failed (ring full) */
 	PGTLS_DROP_MAX,
 };
+
+/* TC attach point (capture_tc.bpf.c): one BPF ring buffer record per passed packet, this header
+ * followed by caplen bytes of the frame from its first byte (the link-layer header on Ethernet-like
+ * devices; the IP header when flags has PGTLS_EV_RAW_IP). */
+#define PGTLS_TC_MAX_SNAP 65536u /* a longer snap is cut here (PGTLS_EV_CUT) */
+/* The program forces a wake-up once this many bytes wait in the ring (or on SYN/FIN/RST); the
+ * other records are written with BPF_RB_NO_WAKEUP and user space polls on a short timeout. */
+#define PGTLS_DEFAULT_WAKEUP_BYTES (256u * 1024u)
+
+enum pgtls_ev_flags {
+	PGTLS_EV_EGRESS = 1, /* seen on the TC egress hook (else ingress) */
+	PGTLS_EV_RAW_IP = 2, /* no link-layer header: data starts with the IP header */
+	PGTLS_EV_CUT = 4, /* caplen < the snap the decision asked for (PGTLS_TC_MAX_SNAP) */
+};
+
+struct pgtls_pkt_event {
+	__u64 ts_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 ifindex;
+	__u32 len; /* skb->len: the frame on the wire (a GSO/GRO super-packet counted once) */
+	__u32 caplen; /* bytes following this header */
+	__u16 protocol; /* skb->protocol, host order (ETH_P_IP / ETH_P_IPV6) */
+	__u8 flags; /* enum pgtls_ev_flags */
+	__u8 pad0;
+}; /* 24 bytes, followed by the frame */
 
 #ifndef __cplusplus /* C++ re-checks in capture/bpf_abi.h with static_assert */
 _Static_assert(sizeof(struct pgtls_flow_key) == 36, "pgtls_flow_key ABI size");
 _Static_assert(sizeof(struct pgtls_flow_value) == 48, "pgtls_flow_value ABI size");
 _Static_assert(__builtin_offsetof(struct pgtls_flow_value, passed_payload) == 8, "ABI offset");
 _Static_assert(PGTLS_STAT_MAX == 9, "stats_pcpu size");
-_Static_assert(PGTLS_DROP_MAX == 5, "drops_pcpu size");
+_Static_assert(PGTLS_DROP_MAX == 6, "drops_pcpu size");
+_Static_assert(sizeof(struct pgtls_pkt_event) == 24, "pgtls_pkt_event ABI size");
+_Static_assert(__builtin_offsetof(struct pgtls_pkt_event, caplen) == 16, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pgtls_pkt_event, protocol) == 20, "ABI offset");
 #endif

@@ -24,7 +24,14 @@ static_assert(offsetof(pgtls_flow_value, capped_packets) == 24);
 static_assert(offsetof(pgtls_flow_value, skipped_packets) == 32);
 static_assert(offsetof(pgtls_flow_value, skipped_bytes) == 40);
 static_assert(PGTLS_STAT_MAX == 9);
-static_assert(PGTLS_DROP_MAX == 5);
+static_assert(PGTLS_DROP_MAX == 6);
+static_assert(std::is_trivially_copyable_v<pgtls_pkt_event>);
+static_assert(sizeof(pgtls_pkt_event) == 24);
+static_assert(offsetof(pgtls_pkt_event, ifindex) == 8);
+static_assert(offsetof(pgtls_pkt_event, len) == 12);
+static_assert(offsetof(pgtls_pkt_event, caplen) == 16);
+static_assert(offsetof(pgtls_pkt_event, protocol) == 20);
+static_assert(offsetof(pgtls_pkt_event, flags) == 22);
 
 inline constexpr size_t kNumStats = PGTLS_STAT_MAX;
 inline constexpr size_t kNumDropReasons = PGTLS_DROP_MAX;
@@ -42,6 +49,8 @@ constexpr std::string_view ToString(pgtls_drop_reason r) {
       return "ipv6_ext_limit";
     case PGTLS_DROP_FRAGMENT:
       return "ip_fragment";
+    case PGTLS_DROP_RINGBUF_FULL:
+      return "ring_full";  // the same label as the socket filter's full TPACKET ring
     case PGTLS_DROP_MAX:
       break;
   }

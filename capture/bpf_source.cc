@@ -85,6 +85,13 @@ absl::StatusOr<abi::pgtls_flow_value> BpfSource::LookupFlow(const FlowTuple&) co
   return absl::UnimplementedError("no eBPF");
 }
 absl::StatusOr<BpfStats> BpfSource::Stats() { return absl::UnimplementedError("no eBPF"); }
+namespace bpf_maps {
+absl::Status MarkDone(int, const FlowTuple&) { return absl::UnimplementedError("no eBPF"); }
+absl::StatusOr<abi::pgtls_flow_value> LookupFlow(int, const FlowTuple&) {
+  return absl::UnimplementedError("no eBPF");
+}
+absl::Status ReadCounters(int, int, BpfStats*) { return absl::UnimplementedError("no eBPF"); }
+}  // namespace bpf_maps
 
 #else  // PGTLS_HAVE_BPF
 
@@ -237,6 +244,8 @@ struct BpfSource::Impl {
   uint64_t ring_packets = 0;
   uint64_t ring_drops = 0;
   uint64_t ring_freeze_q_cnt = 0;
+  std::atomic<uint64_t> polls{0};
+  std::atomic<uint64_t> wakeups{0};
 
   tpacket_block_desc* Block(uint32_t i) const {
     return At<tpacket_block_desc>(ring->bytes(), size_t{i} * block_bytes);
@@ -382,6 +391,8 @@ absl::StatusOr<bool> BpfSource::NextWithTimeout(RawPacket* pkt, int timeout_ms) 
         pollfd pfd{im.sock.get(), POLLIN | POLLERR, 0};
         const int n = poll(&pfd, 1, timeout_ms);
         if (n < 0 && errno != EINTR) return Errno(errno, "poll on the packet ring");
+        im.polls.fetch_add(1, std::memory_order_relaxed);
+        if (n > 0) im.wakeups.fetch_add(1, std::memory_order_relaxed);
         polled = true;
         continue;
       }
@@ -416,9 +427,10 @@ absl::StatusOr<bool> BpfSource::NextWithTimeout(RawPacket* pkt, int timeout_ms) 
   }
 }
 
-absl::Status BpfSource::MarkDone(const FlowTuple& flow) {
-  const abi::pgtls_flow_key key = MakeKey(flow);
-  const int map_fd = bpf_map__fd(impl_->skel->maps.flows_lru);
+namespace bpf_maps {
+
+absl::Status MarkDone(int map_fd, const FlowTuple& flow) {
+  const abi::pgtls_flow_key key = BpfSource::MakeKey(flow);
   for (int attempt = 0; attempt < 2; ++attempt) {
     abi::pgtls_flow_value v{};
     if (bpf_map_lookup_elem(map_fd, &key, &v) == 0) {
@@ -434,10 +446,10 @@ absl::Status BpfSource::MarkDone(const FlowTuple& flow) {
   return Errno(errno, "marking a flow done in the flow map");
 }
 
-absl::StatusOr<abi::pgtls_flow_value> BpfSource::LookupFlow(const FlowTuple& flow) const {
-  const abi::pgtls_flow_key key = MakeKey(flow);
+absl::StatusOr<abi::pgtls_flow_value> LookupFlow(int map_fd, const FlowTuple& flow) {
+  const abi::pgtls_flow_key key = BpfSource::MakeKey(flow);
   abi::pgtls_flow_value v{};
-  if (bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.flows_lru), &key, &v) != 0) {
+  if (bpf_map_lookup_elem(map_fd, &key, &v) != 0) {
     if (errno == ENOENT) return absl::NotFoundError("eBPF capture: flow not in the flow map");
     return Errno(errno, "flow map lookup");
   }
@@ -447,13 +459,13 @@ absl::StatusOr<abi::pgtls_flow_value> BpfSource::LookupFlow(const FlowTuple& flo
 namespace {
 
 // Sums each slot of a per-CPU array of __u64.
-absl::Status SumPerCpu(const bpf_map* map, std::span<uint64_t> out) {
+absl::Status SumPerCpu(int map_fd, const char* name, std::span<uint64_t> out) {
   const int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return Errno(-ncpu, "counting possible CPUs");
   std::vector<uint64_t> vals(static_cast<size_t>(ncpu));
   for (uint32_t i = 0; i < out.size(); ++i) {
-    if (bpf_map_lookup_elem(bpf_map__fd(map), &i, vals.data()) != 0) {
-      return Errno(errno, absl::StrCat("reading per-CPU map ", bpf_map__name(map)));
+    if (bpf_map_lookup_elem(map_fd, &i, vals.data()) != 0) {
+      return Errno(errno, absl::StrCat("reading per-CPU map ", name));
     }
     uint64_t sum = 0;
     for (uint64_t v : vals) sum += v;
@@ -464,20 +476,41 @@ absl::Status SumPerCpu(const bpf_map* map, std::span<uint64_t> out) {
 
 }  // namespace
 
-absl::StatusOr<BpfStats> BpfSource::Stats() {
+absl::Status ReadCounters(int stats_fd, int drops_fd, BpfStats* out) {
   std::array<uint64_t, abi::kNumStats> st{};
+  if (auto s = SumPerCpu(stats_fd, "stats_pcpu", st); !s.ok()) return s;
+  if (auto s = SumPerCpu(drops_fd, "drops_pcpu", out->drops); !s.ok()) return s;
+  out->packets_seen = st[abi::PGTLS_STAT_PKTS_SEEN];
+  out->bytes_seen = st[abi::PGTLS_STAT_BYTES_SEEN];
+  out->packets_passed = st[abi::PGTLS_STAT_PKTS_PASSED];
+  out->bytes_passed = st[abi::PGTLS_STAT_BYTES_PASSED];
+  out->packets_skipped = st[abi::PGTLS_STAT_PKTS_SKIPPED];
+  out->bytes_skipped = st[abi::PGTLS_STAT_BYTES_SKIPPED];
+  out->packets_cut = st[abi::PGTLS_STAT_PKTS_CUT];
+  out->packets_ignored = st[abi::PGTLS_STAT_PKTS_IGNORED];
+  out->flows_created = st[abi::PGTLS_STAT_FLOWS_CREATED];
+  return absl::OkStatus();
+}
+
+}  // namespace bpf_maps
+
+absl::Status BpfSource::MarkDone(const FlowTuple& flow) {
+  return bpf_maps::MarkDone(bpf_map__fd(impl_->skel->maps.flows_lru), flow);
+}
+
+absl::StatusOr<abi::pgtls_flow_value> BpfSource::LookupFlow(const FlowTuple& flow) const {
+  return bpf_maps::LookupFlow(bpf_map__fd(impl_->skel->maps.flows_lru), flow);
+}
+
+absl::StatusOr<BpfStats> BpfSource::Stats() {
   BpfStats out;
-  if (auto s = SumPerCpu(impl_->skel->maps.stats_pcpu, st); !s.ok()) return s;
-  if (auto s = SumPerCpu(impl_->skel->maps.drops_pcpu, out.drops); !s.ok()) return s;
-  out.packets_seen = st[abi::PGTLS_STAT_PKTS_SEEN];
-  out.bytes_seen = st[abi::PGTLS_STAT_BYTES_SEEN];
-  out.packets_passed = st[abi::PGTLS_STAT_PKTS_PASSED];
-  out.bytes_passed = st[abi::PGTLS_STAT_BYTES_PASSED];
-  out.packets_skipped = st[abi::PGTLS_STAT_PKTS_SKIPPED];
-  out.bytes_skipped = st[abi::PGTLS_STAT_BYTES_SKIPPED];
-  out.packets_cut = st[abi::PGTLS_STAT_PKTS_CUT];
-  out.packets_ignored = st[abi::PGTLS_STAT_PKTS_IGNORED];
-  out.flows_created = st[abi::PGTLS_STAT_FLOWS_CREATED];
+  if (auto s = bpf_maps::ReadCounters(bpf_map__fd(impl_->skel->maps.stats_pcpu),
+                                      bpf_map__fd(impl_->skel->maps.drops_pcpu), &out);
+      !s.ok()) {
+    return s;
+  }
+  out.polls = impl_->polls.load(std::memory_order_relaxed);
+  out.wakeups = impl_->wakeups.load(std::memory_order_relaxed);
 
   tpacket_stats_v3 ps{};
   socklen_t len = sizeof(ps);

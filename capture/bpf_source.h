@@ -62,6 +62,10 @@ struct BpfStats {
   uint64_t ring_packets = 0;  // PACKET_STATISTICS tp_packets: frames the socket accepted
   uint64_t ring_drops = 0;    // tp_drops: accepted but the ring was full
   uint64_t ring_freeze_q_cnt = 0;
+  // Times the reader slept in poll/epoll_wait, and how many of those ended with data (a wake-up)
+  // rather than the timeout.
+  uint64_t polls = 0;
+  uint64_t wakeups = 0;
 };
 
 // One TCP connection, named by either direction. Addresses are network order, IPv4 as
@@ -77,6 +81,16 @@ struct FlowTuple {
   static FlowTuple From(std::span<const uint8_t> saddr, uint16_t sport,
                         std::span<const uint8_t> daddr, uint16_t dport);
 };
+
+// Flow-map and counter access shared by both attach points (BpfSource, BpfTcSource): the maps
+// have the same layout in both BPF objects (bpf/capture_common.bpf.h).
+namespace bpf_maps {
+// MarkDone on the flow map `map_fd` (see BpfSource::MarkDone).
+absl::Status MarkDone(int map_fd, const FlowTuple& flow);
+absl::StatusOr<abi::pgtls_flow_value> LookupFlow(int map_fd, const FlowTuple& flow);
+// The kernel counters (stats_pcpu, drops_pcpu) summed over CPUs into *out.
+absl::Status ReadCounters(int stats_fd, int drops_fd, BpfStats* out);
+}  // namespace bpf_maps
 
 class BpfSource final : public PacketSource {
  public:

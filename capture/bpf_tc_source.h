@@ -1,0 +1,84 @@
+// capture/bpf_tc_source.h: the eBPF capture backend on the TC attach point
+// (`pgtlsmon watch --capture ebpf --ebpf-attach tc`).
+//
+// Two direct-action classifiers (bpf/capture_tc.bpf.c) on one interface's clsact qdisc, ingress
+// and egress, with the same flow map, cap, done state and counters as the socket filter
+// (BpfSource): they pass only the handshake bytes of TCP connections on the monitored ports, and
+// nothing but SYN/FIN/RST headers once MarkDone() was called. Passed frames are written to a BPF
+// ring buffer (one struct pgtls_pkt_event + frame bytes per packet); most records do not wake
+// user space (BPF_RB_NO_WAKEUP), which reads the ring at least every `poll_ms` and is woken
+// early on SYN/FIN/RST or when `wakeup_bytes` are waiting.
+//
+// The program never changes a packet's fate (it returns TC_ACT_UNSPEC). It does change the
+// interface's setup: Create() adds a clsact qdisc if there is none and removes it on
+// destruction only if it created it; otherwise it detaches just its own two filters. A killed
+// process (SIGKILL) leaves its filters attached (netlink TC filters are not tied to the process)
+// until the qdisc or the interface is removed, e.g. `tc qdisc del dev IFACE clsact`.
+//
+// One interface only: "any" is refused (TC attaches per device). Frames are Ethernet (lo and
+// veth included) or raw IP for devices without a link-layer header.
+//
+// Needs CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN (or CAP_SYS_ADMIN) to load and attach, and keeps
+// needing CAP_NET_ADMIN to detach at exit: app/watch.cc keeps that one capability.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "capture/bpf_abi.h"
+#include "capture/bpf_source.h"
+#include "capture/packet_source.h"
+
+namespace pgtlsmon::capture {
+
+struct BpfTcConfig {
+  std::string interface;                 // one interface; "any" is refused
+  std::vector<uint16_t> ports = {5432};  // at most PGTLS_MAX_PORTS (8)
+  bool any_port = false;
+  uint32_t per_dir_cap = PGTLS_DEFAULT_PER_DIR_CAP;
+  uint32_t flow_entries = PGTLS_DEFAULT_FLOW_ENTRIES;
+  size_t ring_bytes = size_t{8} << 20;  // BPF ring buffer, rounded up to a power of two
+  uint32_t wakeup_bytes = PGTLS_DEFAULT_WAKEUP_BYTES;  // forced wake-up at this backlog
+  uint32_t poll_ms = 10;  // the longest a record waits in the ring without a wake-up
+};
+
+class BpfTcSource final : public PacketSource {
+ public:
+  static absl::StatusOr<std::unique_ptr<BpfTcSource>> Create(const BpfTcConfig& cfg);
+  // Detaches the filters, or removes the clsact qdisc if Create() added it.
+  ~BpfTcSource() override;
+  BpfTcSource(const BpfTcSource&) = delete;
+  BpfTcSource& operator=(const BpfTcSource&) = delete;
+
+  absl::StatusOr<bool> Next(RawPacket* pkt) override;
+  // As Next, but returns false after timeout_ms (0: do not wait; -1: wait forever).
+  absl::StatusOr<bool> NextWithTimeout(RawPacket* pkt, int timeout_ms);
+  void RequestStop() { stop_.store(true, std::memory_order_relaxed); }
+
+  absl::Status MarkDone(const FlowTuple& flow);
+  absl::StatusOr<abi::pgtls_flow_value> LookupFlow(const FlowTuple& flow) const;
+  // ring_packets: records read from the ring; ring_drops: records lost because it was full
+  // (also drops[PGTLS_DROP_RINGBUF_FULL]).
+  absl::StatusOr<BpfStats> Stats();
+
+  // Whether Create() added the clsact qdisc (and the destructor will remove it).
+  bool created_qdisc() const;
+  // The two programs, for tests (BPF_PROG_TEST_RUN) and measurements (bpf_prog_info).
+  int ingress_prog_fd() const;
+  int egress_prog_fd() const;
+
+  struct Impl;
+
+ private:
+  explicit BpfTcSource(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace pgtlsmon::capture
