@@ -110,30 +110,10 @@ absl::Status Errno(int err, const std::string& what) {
   return absl::ErrnoToStatus(err, absl::StrCat("eBPF capture: ", what));
 }
 
-// The process's effective capability set (CapEff in /proc/self/status); nullopt if unreadable.
-std::optional<uint64_t> EffectiveCaps() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("CapEff:", 0) == 0) return std::stoull(line.substr(7), nullptr, 16);
-  }
-  return std::nullopt;
-}
-
-// The capabilities loading the program needs that this process lacks: CAP_BPF (bpf() itself,
-// maps) and CAP_PERFMON (without it the verifier refuses the program's stack pointer
-// arithmetic: "pointer arithmetic ... prohibited for !root"), or CAP_SYS_ADMIN for both.
-// Empty when nothing is missing or the set cannot be read.
-std::string MissingLoadCaps() {
-  constexpr int kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
-  const auto eff = EffectiveCaps();
-  if (!eff || (*eff >> kCapSysAdmin & 1) != 0) return "";
-  std::string missing;
-  if ((*eff >> kCapBpf & 1) == 0) missing = "CAP_BPF";
-  if ((*eff >> kCapPerfmon & 1) == 0)
-    absl::StrAppend(&missing, missing.empty() ? "" : " and ", "CAP_PERFMON");
-  return missing;
-}
+// What loading the program needs: CAP_BPF (bpf() itself, maps) and CAP_PERFMON (without it
+// the verifier refuses the program's stack pointer arithmetic: "pointer arithmetic ...
+// prohibited for !root"), or CAP_SYS_ADMIN for both.
+std::string MissingLoadCaps() { return bpf_maps::MissingCapabilities(false); }
 
 // libbpf's messages while loading, held back so that a plain lack of privilege is reported in
 // one line instead of libbpf's probe errors and a verifier log.
@@ -428,6 +408,24 @@ absl::StatusOr<bool> BpfSource::NextWithTimeout(RawPacket* pkt, int timeout_ms) 
 }
 
 namespace bpf_maps {
+
+std::string MissingCapabilities(bool net_admin) {
+  constexpr int kCapNetAdmin = 12, kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  std::optional<uint64_t> eff;
+  while (std::getline(in, line)) {
+    if (line.rfind("CapEff:", 0) == 0) eff = std::stoull(line.substr(7), nullptr, 16);
+  }
+  if (!eff || (*eff >> kCapSysAdmin & 1) != 0) return "";
+  std::string missing;
+  for (auto [cap, name] : {std::pair{kCapBpf, "CAP_BPF"}, std::pair{kCapPerfmon, "CAP_PERFMON"},
+                           std::pair{kCapNetAdmin, "CAP_NET_ADMIN"}}) {
+    if (cap == kCapNetAdmin && !net_admin) continue;
+    if ((*eff >> cap & 1) == 0) absl::StrAppend(&missing, missing.empty() ? "" : " and ", name);
+  }
+  return missing;
+}
 
 absl::Status MarkDone(int map_fd, const FlowTuple& flow) {
   const abi::pgtls_flow_key key = BpfSource::MakeKey(flow);

@@ -90,6 +90,10 @@ absl::Status MarkDone(int map_fd, const FlowTuple& flow);
 absl::StatusOr<abi::pgtls_flow_value> LookupFlow(int map_fd, const FlowTuple& flow);
 // The kernel counters (stats_pcpu, drops_pcpu) summed over CPUs into *out.
 absl::Status ReadCounters(int stats_fd, int drops_fd, BpfStats* out);
+// The capabilities loading (and, with `net_admin`, attaching a TC program) needs that this
+// process lacks: "CAP_BPF and CAP_PERFMON", ...; empty when none is missing, when the process
+// has CAP_SYS_ADMIN, or when /proc/self/status cannot be read.
+std::string MissingCapabilities(bool net_admin);
 }  // namespace bpf_maps
 
 class BpfSource final : public PacketSource {

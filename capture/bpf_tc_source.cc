@@ -67,29 +67,9 @@ absl::Status Errno(int err, const std::string& what) {
   return absl::ErrnoToStatus(err, absl::StrCat("eBPF capture (tc): ", what));
 }
 
-std::optional<uint64_t> EffectiveCaps() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("CapEff:", 0) == 0) return std::stoull(line.substr(7), nullptr, 16);
-  }
-  return std::nullopt;
-}
-
-// What loading and attaching a TC program needs that this process lacks: CAP_BPF (bpf(), maps),
-// CAP_PERFMON (the verifier's pointer arithmetic), CAP_NET_ADMIN (loading a SCHED_CLS program,
-// the qdisc and the filters), or CAP_SYS_ADMIN for all. Empty when nothing is missing.
-std::string MissingCaps() {
-  constexpr int kCapNetAdmin = 12, kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
-  const auto eff = EffectiveCaps();
-  if (!eff || (*eff >> kCapSysAdmin & 1) != 0) return "";
-  std::string missing;
-  for (auto [cap, name] : {std::pair{kCapBpf, "CAP_BPF"}, std::pair{kCapPerfmon, "CAP_PERFMON"},
-                           std::pair{kCapNetAdmin, "CAP_NET_ADMIN"}}) {
-    if ((*eff >> cap & 1) == 0) absl::StrAppend(&missing, missing.empty() ? "" : " and ", name);
-  }
-  return missing;
-}
+// What loading and attaching a TC program needs: CAP_BPF (bpf(), maps), CAP_PERFMON (the
+// verifier's pointer arithmetic), CAP_NET_ADMIN (a SCHED_CLS program, the qdisc and filters).
+std::string MissingCaps() { return bpf_maps::MissingCapabilities(true); }
 
 absl::Status PrivError(int err, const std::string& what) {
   if (std::string missing = MissingCaps(); !missing.empty()) {
