@@ -24,12 +24,6 @@ constexpr uint8_t kFinServer = 2;
 constexpr uint8_t kRst = 4;
 // The extensions whose contents ParseClientHello/ParseServerHello read (tls_hello.cc); every
 // other extension counts by its type alone.
-constexpr uint16_t kExtServerName = 0x0000;
-constexpr uint16_t kExtSupportedGroups = 0x000a;
-constexpr uint16_t kExtEcPointFormats = 0x000b;
-constexpr uint16_t kExtSignatureAlgorithms = 0x000d;
-constexpr uint16_t kExtAlpn = 0x0010;
-constexpr uint16_t kExtSupportedVersions = 0x002b;
 
 // Byte-wise (big-endian) order of the addresses, compared as two 64-bit words each.
 bool LessEndpoint(const IpAddress& a, uint16_t ap, const IpAddress& b, uint16_t bp) {
@@ -51,89 +45,6 @@ bool SameIp(const IpAddress& a, const IpAddress& b) {
          a.is_v6 == b.is_v6;
 }
 
-// A hello's "shape": the bytes its parsed form (ClientHelloInfo / ServerHelloInfo, fingerprints
-// included) depends on, leaving out what changes from one connection of the same client to the
-// next (random, session id, key shares, PSK identities, padding contents). Walks the framing
-// exactly as ParseClientHello/ParseServerHello do and gives up (false: parse without the
-// cache) wherever they could fail on framing, so two bodies with one shape parse alike.
-void PutU16(std::string* k, uint16_t v) {
-  k->push_back(static_cast<char>(v >> 8));
-  k->push_back(static_cast<char>(v & 0xff));
-}
-void PutBytes(std::string* k, std::span<const uint8_t> b) {
-  k->append(reinterpret_cast<const char*>(b.data()), b.size());  // NOLINT
-}
-bool ClientExtensionParsed(uint16_t type) {
-  return type == kExtServerName || type == kExtSupportedGroups || type == kExtEcPointFormats ||
-         type == kExtSignatureAlgorithms || type == kExtAlpn || type == kExtSupportedVersions;
-}
-bool ServerExtensionParsed(uint16_t type) {
-  return type == kExtSupportedVersions || type == kExtAlpn;
-}
-bool PutExtensionShapes(ByteReader& r, bool client, std::string* k) {
-  if (r.empty()) {
-    k->push_back(0);
-    return true;
-  }
-  k->push_back(1);
-  auto ext_len = r.U16Be();
-  auto exts = ext_len ? r.Sub(*ext_len) : std::nullopt;
-  if (!exts || !r.empty()) return false;
-  while (!exts->empty()) {
-    auto type = exts->U16Be();
-    auto len = exts->U16Be();
-    auto ext = (type && len) ? exts->Sub(*len) : std::nullopt;
-    if (!ext) return false;
-    PutU16(k, *type);
-    PutU16(k, *len);
-    if (client ? ClientExtensionParsed(*type) : ServerExtensionParsed(*type)) {
-      PutBytes(k, ext->rest());
-    }
-  }
-  return true;
-}
-bool ClientHelloShape(std::span<const uint8_t> body, uint16_t record_version, std::string* k) {
-  k->clear();
-  k->push_back('C');
-  PutU16(k, record_version);
-  ByteReader r(body);
-  auto version = r.U16Be();
-  if (!version || !r.Skip(32)) return false;
-  PutU16(k, *version);
-  auto sid_len = r.U8();
-  if (!sid_len || *sid_len > 32 || !r.Skip(*sid_len)) return false;
-  auto cs_len = r.U16Be();
-  auto suites = cs_len ? r.Sub(*cs_len) : std::nullopt;
-  if (!suites) return false;
-  PutU16(k, *cs_len);
-  PutBytes(k, suites->rest());
-  auto comp_len = r.U8();
-  if (!comp_len || *comp_len == 0 || !r.Skip(*comp_len)) return false;
-  k->push_back(static_cast<char>(*comp_len));
-  return PutExtensionShapes(r, true, k);
-}
-bool ServerHelloShape(std::span<const uint8_t> body, std::string* k) {
-  k->clear();
-  k->push_back('S');
-  ByteReader r(body);
-  auto version = r.U16Be();
-  auto random = r.Bytes(32);
-  if (!version || !random) return false;
-  PutU16(k, *version);
-  k->push_back(std::equal(random->begin(), random->end(), kHelloRetryRequestRandom.begin(),
-                          kHelloRetryRequestRandom.end())
-                   ? 1
-                   : 0);
-  auto sid_len = r.U8();
-  if (!sid_len || *sid_len > 32 || !r.Skip(*sid_len)) return false;
-  auto suite = r.U16Be();
-  auto compression = r.U8();
-  if (!suite || !compression) return false;
-  PutU16(k, *suite);
-  k->push_back(static_cast<char>(*compression));
-  return PutExtensionShapes(r, false, k);
-}
-
 // A TLS record's first byte, or an SSLv2-format ClientHello's header.
 bool LooksLikeTlsStart(std::span<const uint8_t> d) {
   if (d.empty()) return false;
@@ -147,44 +58,6 @@ bool LooksLikeClientHelloStart(std::span<const uint8_t> d) {
 }
 
 }  // namespace
-
-// Parsed ClientHellos and ServerHellos by shape: a client library sends the same hello, but for
-// its random and key shares, on every connection, and parsing plus JA3/JA4 (MD5, SHA-256 and
-// hex formatting) is most of a connection's cost. Only successful parses are kept; the cache is
-// emptied when full (it holds one entry per distinct client/server configuration).
-struct FlowTracker::HelloCache {
-  static constexpr size_t kMaxEntries = 1024;
-  std::string key;  // scratch, reused
-  absl::flat_hash_map<std::string, ClientHelloInfo> clients;
-  absl::flat_hash_map<std::string, ServerHelloInfo> servers;
-
-  ParseResult Client(std::span<const uint8_t> body, uint16_t rv, ClientHelloInfo* out) {
-    if (!ClientHelloShape(body, rv, &key)) return ParseClientHello(body, rv, out);
-    if (auto it = clients.find(key); it != clients.end()) {
-      *out = it->second;
-      return ParseResult::kOk;
-    }
-    const ParseResult res = ParseClientHello(body, rv, out);
-    if (res == ParseResult::kOk) {
-      if (clients.size() >= kMaxEntries) clients.clear();
-      clients.emplace(key, *out);
-    }
-    return res;
-  }
-  ParseResult Server(std::span<const uint8_t> body, ServerHelloInfo* out) {
-    if (!ServerHelloShape(body, &key)) return ParseServerHello(body, out);
-    if (auto it = servers.find(key); it != servers.end()) {
-      *out = it->second;
-      return ParseResult::kOk;
-    }
-    const ParseResult res = ParseServerHello(body, out);
-    if (res == ParseResult::kOk) {
-      if (servers.size() >= kMaxEntries) servers.clear();
-      servers.emplace(key, *out);
-    }
-    return res;
-  }
-};
 
 std::string_view EvictionReasonName(EvictionReason r) {
   switch (r) {

@@ -21,6 +21,7 @@
 namespace pgtlsmon::parser {
 
 class CertificateCache;
+class HelloCache;
 
 struct FlowTrackerConfig {
   std::vector<uint16_t> ports = {5432};  // PostgreSQL ports (ignored when any_port)
@@ -204,7 +205,6 @@ class FlowTracker {
   FlowTrackerStats stats_;
   ParseStats parse_stats_;
   std::vector<uint64_t> port_bitmap_;  // 65536 bits
-  struct HelloCache;                   // parsed hellos by their shape (flow_tracker.cc)
   std::unique_ptr<HelloCache> hello_cache_;
 };
 

@@ -248,6 +248,93 @@ void Fingerprint(ClientHelloInfo* out) {
   out->ja4 = Ja4(*out);
 }
 
+// The extensions block that ends a hello, if there is one: fn(type, body) for each extension
+// in wire order. False when the framing is broken or fn returns false.
+template <typename Fn>
+bool ForEachExtension(ByteReader& r, Fn&& fn) {
+  if (r.empty()) return true;  // extensions are optional (SSLv3, old TLS clients)
+  auto ext_len = r.U16Be();
+  auto exts = ext_len ? r.Sub(*ext_len) : std::nullopt;
+  if (!exts || !r.empty()) return false;
+  while (!exts->empty()) {
+    auto type = exts->U16Be();
+    auto len = exts->U16Be();
+    auto ext = (type && len) ? exts->Sub(*len) : std::nullopt;
+    if (!ext || !fn(*type, *ext)) return false;
+  }
+  return true;
+}
+
+// A hello's "shape": the bytes its parsed form (ClientHelloInfo / ServerHelloInfo, fingerprints
+// included) depends on, leaving out what changes from one connection of the same client to the
+// next (random, session id, key shares, PSK identities, padding contents). Walks the framing
+// exactly as ParseClientHello/ParseServerHello do and gives up (false: parse without the
+// cache) wherever they could fail on framing, so two bodies with one shape parse alike.
+void PutU16(std::string* k, uint16_t v) {
+  k->push_back(static_cast<char>(v >> 8));
+  k->push_back(static_cast<char>(v & 0xff));
+}
+void PutBytes(std::string* k, std::span<const uint8_t> b) {
+  k->append(reinterpret_cast<const char*>(b.data()), b.size());  // NOLINT
+}
+bool ClientExtensionParsed(uint16_t type) {
+  return type == kExtServerName || type == kExtSupportedGroups || type == kExtEcPointFormats ||
+         type == kExtSignatureAlgorithms || type == kExtAlpn || type == kExtSupportedVersions;
+}
+bool ServerExtensionParsed(uint16_t type) {
+  return type == kExtSupportedVersions || type == kExtAlpn;
+}
+bool PutExtensionShapes(ByteReader& r, bool client, std::string* k) {
+  k->push_back(r.empty() ? 0 : 1);
+  return ForEachExtension(r, [&](uint16_t type, ByteReader ext) {
+    PutU16(k, type);
+    PutU16(k, static_cast<uint16_t>(ext.remaining()));
+    if (client ? ClientExtensionParsed(type) : ServerExtensionParsed(type)) PutBytes(k, ext.rest());
+    return true;
+  });
+}
+bool ClientHelloShape(std::span<const uint8_t> body, uint16_t record_version, std::string* k) {
+  k->clear();
+  k->push_back('C');
+  PutU16(k, record_version);
+  ByteReader r(body);
+  auto version = r.U16Be();
+  if (!version || !r.Skip(32)) return false;
+  PutU16(k, *version);
+  auto sid_len = r.U8();
+  if (!sid_len || *sid_len > 32 || !r.Skip(*sid_len)) return false;
+  auto cs_len = r.U16Be();
+  auto suites = cs_len ? r.Sub(*cs_len) : std::nullopt;
+  if (!suites) return false;
+  PutU16(k, *cs_len);
+  PutBytes(k, suites->rest());
+  auto comp_len = r.U8();
+  if (!comp_len || *comp_len == 0 || !r.Skip(*comp_len)) return false;
+  k->push_back(static_cast<char>(*comp_len));
+  return PutExtensionShapes(r, true, k);
+}
+bool ServerHelloShape(std::span<const uint8_t> body, std::string* k) {
+  k->clear();
+  k->push_back('S');
+  ByteReader r(body);
+  auto version = r.U16Be();
+  auto random = r.Bytes(32);
+  if (!version || !random) return false;
+  PutU16(k, *version);
+  k->push_back(std::equal(random->begin(), random->end(), kHelloRetryRequestRandom.begin(),
+                          kHelloRetryRequestRandom.end())
+                   ? 1
+                   : 0);
+  auto sid_len = r.U8();
+  if (!sid_len || *sid_len > 32 || !r.Skip(*sid_len)) return false;
+  auto suite = r.U16Be();
+  auto compression = r.U8();
+  if (!suite || !compression) return false;
+  PutU16(k, *suite);
+  k->push_back(static_cast<char>(*compression));
+  return PutExtensionShapes(r, false, k);
+}
+
 }  // namespace
 
 std::string Md5Hex(std::string_view data) { return HexDigest(data, EVP_md5()); }
@@ -313,21 +400,12 @@ ParseResult ParseClientHello(std::span<const uint8_t> body, uint16_t record_vers
   auto comp_len = r.U8();
   if (!comp_len || *comp_len == 0 || !r.Skip(*comp_len)) return kBad;
 
-  // Extensions are optional (SSLv3, old TLS clients); when present they end the message.
-  if (!r.empty()) {
-    auto ext_len = r.U16Be();
-    auto exts = ext_len ? r.Sub(*ext_len) : std::nullopt;
-    if (!exts || !r.empty()) return kBad;
-    while (!exts->empty()) {
-      auto type = exts->U16Be();
-      auto len = exts->U16Be();
-      auto ext = (type && len) ? exts->Sub(*len) : std::nullopt;
-      if (!ext) return kBad;
-      if (IsGrease(*type)) continue;
-      ch.extensions.push_back(*type);
-      if (ParseClientExtension(*type, *ext, &ch) != ParseResult::kOk) return kBad;
-    }
-  }
+  const bool extensions_ok = ForEachExtension(r, [&ch](uint16_t type, ByteReader ext) {
+    if (IsGrease(type)) return true;
+    ch.extensions.push_back(type);
+    return ParseClientExtension(type, ext, &ch) == ParseResult::kOk;
+  });
+  if (!extensions_ok) return kBad;
   Fingerprint(&ch);
   *out = std::move(ch);
   return ParseResult::kOk;
@@ -383,34 +461,57 @@ ParseResult ParseServerHello(std::span<const uint8_t> body, ServerHelloInfo* out
   if (!suite || !compression) return kBad;
   sh.cipher_suite = *suite;
 
-  if (!r.empty()) {
-    auto ext_len = r.U16Be();
-    auto exts = ext_len ? r.Sub(*ext_len) : std::nullopt;
-    if (!exts || !r.empty()) return kBad;
-    while (!exts->empty()) {
-      auto type = exts->U16Be();
-      auto len = exts->U16Be();
-      auto ext = (type && len) ? exts->Sub(*len) : std::nullopt;
-      if (!ext) return kBad;
-      if (IsGrease(*type)) continue;
-      sh.extensions.push_back(*type);
-      if (*type == kExtSupportedVersions) {
-        auto v = ext->U16Be();
-        if (!v || !ext->empty()) return kBad;
-        sh.selected_version = *v;
-      } else if (*type == kExtAlpn) {
-        std::vector<std::string> names;
-        std::vector<std::string> raw;
-        if (ParseAlpnList(*ext, &names, &raw) != ParseResult::kOk || names.size() != 1) {
-          return kBad;  // RFC 7301 3.1: the server's list holds exactly one name
-        }
-        sh.alpn = std::move(names.front());
-      }
+  const bool extensions_ok = ForEachExtension(r, [&sh](uint16_t type, ByteReader ext) {
+    if (IsGrease(type)) return true;
+    sh.extensions.push_back(type);
+    if (type == kExtSupportedVersions) {
+      auto v = ext.U16Be();
+      if (!v || !ext.empty()) return false;
+      sh.selected_version = *v;
+    } else if (type == kExtAlpn) {
+      std::vector<std::string> names;
+      std::vector<std::string> raw;
+      // RFC 7301 3.1: the server's list holds exactly one name.
+      if (ParseAlpnList(ext, &names, &raw) != ParseResult::kOk || names.size() != 1) return false;
+      sh.alpn = std::move(names.front());
     }
-  }
+    return true;
+  });
+  if (!extensions_ok) return kBad;
   sh.ja3s = Ja3s(sh);
   *out = std::move(sh);
   return ParseResult::kOk;
+}
+
+ParseResult HelloCache::Client(std::span<const uint8_t> body, uint16_t record_version,
+                               ClientHelloInfo* out) {
+  if (!ClientHelloShape(body, record_version, &key_)) {
+    return ParseClientHello(body, record_version, out);
+  }
+  if (auto it = clients_.find(key_); it != clients_.end()) {
+    *out = it->second;
+    return ParseResult::kOk;
+  }
+  const ParseResult res = ParseClientHello(body, record_version, out);
+  if (res == ParseResult::kOk) {
+    if (clients_.size() >= kMaxEntries) clients_.clear();
+    clients_.emplace(key_, *out);
+  }
+  return res;
+}
+
+ParseResult HelloCache::Server(std::span<const uint8_t> body, ServerHelloInfo* out) {
+  if (!ServerHelloShape(body, &key_)) return ParseServerHello(body, out);
+  if (auto it = servers_.find(key_); it != servers_.end()) {
+    *out = it->second;
+    return ParseResult::kOk;
+  }
+  const ParseResult res = ParseServerHello(body, out);
+  if (res == ParseResult::kOk) {
+    if (servers_.size() >= kMaxEntries) servers_.clear();
+    servers_.emplace(key_, *out);
+  }
+  return res;
 }
 
 }  // namespace pgtlsmon::parser

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/container/flat_hash_map.h"
 #include "parser/byte_reader.h"
 #include "parser/events.h"
 
@@ -46,5 +47,23 @@ std::string Ja4Raw(const ClientHelloInfo& ch);
 // Lower-case hex digests computed with OpenSSL's EVP interface.
 std::string Md5Hex(std::string_view data);
 std::string Sha256Hex(std::string_view data);
+
+// Parsed hellos by "shape": a client library sends the same hello, but for its random and key
+// shares, on every connection, and parsing plus JA3/JA4 is most of a connection's cost. The
+// shape is every byte the parsed form depends on (it leaves out the random, session id, key
+// shares, PSK identities and padding); it is computed next to the parser, in tls_hello.cc, so
+// the two cannot drift apart. Only successful parses are kept; the cache is emptied when full
+// (it holds one entry per distinct client/server configuration).
+class HelloCache {
+ public:
+  ParseResult Client(std::span<const uint8_t> body, uint16_t record_version, ClientHelloInfo* out);
+  ParseResult Server(std::span<const uint8_t> body, ServerHelloInfo* out);
+
+ private:
+  static constexpr size_t kMaxEntries = 1024;
+  std::string key_;  // scratch, reused
+  absl::flat_hash_map<std::string, ClientHelloInfo> clients_;
+  absl::flat_hash_map<std::string, ServerHelloInfo> servers_;
+};
 
 }  // namespace pgtlsmon::parser
