@@ -22,8 +22,6 @@ constexpr uint64_t kClosedLingerUs = 30ull * 1000000;  // tombstones of closed c
 constexpr uint8_t kFinClient = 1;
 constexpr uint8_t kFinServer = 2;
 constexpr uint8_t kRst = 4;
-// The extensions whose contents ParseClientHello/ParseServerHello read (tls_hello.cc); every
-// other extension counts by its type alone.
 
 // Byte-wise (big-endian) order of the addresses, compared as two 64-bit words each.
 bool LessEndpoint(const IpAddress& a, uint16_t ap, const IpAddress& b, uint16_t bp) {
@@ -126,7 +124,6 @@ struct FlowTracker::Flow {
   ParseStats* stats;
   CertificateCache* cert_cache;  // shared by the tracker's connections: decode once per DER
   HelloCache* hello_cache;       // likewise, parse once per hello shape
-  uint64_t slot = 0;             // position in the tracker's output order
   SessionRecord rec;
   TcpStream streams[2];
   TlsRecordParser tls[2];
@@ -420,7 +417,6 @@ FlowTracker::Flow* FlowTracker::StartFlow(const FlowKey& key, Entry& e) {
   SessionRecord& rec = f.rec;
   rec.ts_us = e.first_us;
   rec.sequence = e.sequence;
-  f.slot = e.slot;
   const Endpoint lo{key.lo_ip, key.lo_port};
   const Endpoint hi{key.hi_ip, key.hi_port};
   rec.client = e.lo_is_client ? lo : hi;
