@@ -603,12 +603,17 @@ void FlowTracker::Finalize(const FlowKey& key, Entry& e) {
   if (e.settled) return;
   e.settled = true;
   Flow* f = e.flow.get();
-  if (f != nullptr) f->CountUnparsed();
-  if (f != nullptr && f->has_payload && (!cfg_.any_port || f->recognised)) {
+  if (f != nullptr) {
+    f->CountUnparsed();
     Conclude(*f);
+  }
+  // No payload, no record. With --ports any, only connections recognised as PostgreSQL or TLS
+  // are reported, and never as `unknown` (an SSLRequest that got no answer, say).
+  if (f != nullptr && f->has_payload &&
+      (!cfg_.any_port || (f->recognised && f->rec.outcome != Outcome::kUnknown))) {
     Emit(e.slot, std::move(f->rec));
   } else {
-    ReleaseSlot(e.slot);  // no payload, or not PostgreSQL/TLS with --ports any: no record
+    ReleaseSlot(e.slot);
   }
   e.flow.reset();
   if (on_final_) on_final_(key);

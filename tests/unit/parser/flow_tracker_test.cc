@@ -461,6 +461,17 @@ TEST_F(FlowTrackerTest, AnyPortReportsOnlyRecognisedConnections) {
   EXPECT_EQ(records_[0].pg.startup->user, "x");
 }
 
+TEST_F(FlowTrackerTest, AnyPortNeverReportsUnknown) {
+  FlowTrackerConfig cfg;
+  cfg.any_port = true;
+  auto& t = Make(cfg);
+  Conn c(&t, 40001);
+  c.Syn();
+  c.Client(kSslRequest);  // PostgreSQL, but the capture ends before any answer
+  t.Finish();
+  EXPECT_TRUE(records_.empty());
+}
+
 TEST_F(FlowTrackerTest, OtherPortsAreNotTracked) {
   FlowTrackerConfig cfg;
   cfg.ports = {6432};
