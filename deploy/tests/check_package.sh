@@ -8,7 +8,7 @@
 #      Depends from the archive; there `pgtlsmon --version` and a replay of
 #      tests/data/pcaps/pg15-tls-versions.pcap run, and the records are checked against the
 #      capture's truths (tests/e2e/check_replay.py --actual); the pgtlsmon user exists;
-#   3. `apt-get remove` keeps the conffiles and the user; `apt-get purge --autoremove` (after
+#   3. a reinstall keeps an edited conffile; `apt-get remove` keeps the conffiles and the user; `apt-get purge --autoremove` (after
 #      faking what the service would have written in /var/log and /var/lib) leaves the tree
 #      as it was before the install: same files, same /etc contents, no pgtlsmon user or group.
 #   check_package.sh BUILD_DIR       exit 0 ok, 1 failure, 77 tools missing or not root
@@ -117,8 +117,13 @@ check "replay records match the capture's truths ($(wc -l <"$root/tmp/records.js
   "$py" "$src/tests/e2e/check_replay.py" --actual "$root/tmp/records.jsonl" \
   "$src/tests/data/pcaps/pg15-tls-versions.pcap"
 
-# --- 3. remove, then purge ---
+# --- 3. reinstall over an edited conffile, remove, then purge ---
 echo "PGTLSMON_ARGS=\"--interface lo\"  # edited" >>"$root/etc/default/pgtlsmon"
+in_root "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall \
+  "/tmp/$(basename "$deb")" >"$tmp/apt.log" 2>&1
+check "apt-get install --reinstall (postinst with the user already there)" test $? = 0
+check "reinstall: the edited /etc/default/pgtlsmon is kept" grep -q edited "$root/etc/default/pgtlsmon"
+check "reinstall: one pgtlsmon user" test "$(grep -c '^pgtlsmon:' "$root/etc/passwd")" = 1
 in_root "$root" env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q pgtlsmon >"$tmp/apt.log" 2>&1
 check "apt-get remove" test $? = 0
 check "remove: binary gone" test ! -e "$root/usr/bin/pgtlsmon"
