@@ -6,7 +6,9 @@
 1. Builds the image with deploy/container/build-image.sh from the Debian package
    (BUILD_DIR/package/pgtlsmon_*.deb; `cpack -G DEB` first when it is missing or older than
    the binary) under a throw-away tag, and checks it: size, user 9433:9433, the OCI annotations,
-   the binary's file capabilities (exactly those bpf/README.md names), no shell inside.
+   the binary's file capabilities (exactly those bpf/README.md names), no shell inside;
+   `--version` and a replay of tests/data/pcaps/pg15-tls-versions.pcap from a read-only
+   volume, checked against that capture's truths (tests/e2e/check_replay.py --actual).
 2. Runs it with podman (runc, cgroupfs: see deploy/README.md "Container") in the server
    namespace of a test veth pair (tests/e2e/pgharness.py NetnsPair) next to a real PostgreSQL
    15, with --read-only, --cap-drop ALL and only --cap-add NET_RAW,BPF,PERFMON; real psql and
@@ -165,6 +167,24 @@ def main():
         res = subprocess.run(run_base + ["--read-only", ref, "--version"], capture_output=True, text=True)
         t.ok(res.stdout.strip() == "pgtlsmon " + version, "--version in the container: %r %r"
              % (res.stdout, res.stderr))
+
+        # Forensic replay as deploy/README.md shows it: a read-only volume, records on stdout.
+        pcaps = os.path.join(SRC, "tests", "data", "pcaps")
+        sample = "pg15-tls-versions"
+        with open(os.path.join(pcaps, sample + ".pgstat.jsonl")) as f:
+            ports = sorted({str(json.loads(l)["server"]["port"]) for l in f if l.strip()})
+        res = subprocess.run(run_base + ["--read-only", "-v", pcaps + ":/data:ro", ref, "replay",
+                                         "--format", "jsonl", "--ports", ",".join(ports),
+                                         "/data/%s.pcap" % sample], capture_output=True, text=True)
+        records = os.path.join(work, "replay.jsonl")
+        with open(records, "w") as f:
+            f.write(res.stdout)
+        t.ok(res.returncode == 0, "replay in the container: %s" % res.stderr.strip())
+        chk = subprocess.run([sys.executable, os.path.join(SRC, "tests", "e2e", "check_replay.py"),
+                              "--actual", records, os.path.join(pcaps, sample + ".pcap")],
+                             capture_output=True, text=True)
+        t.ok(chk.returncode == 0, "replayed records match %s's truths: %s"
+             % (sample, chk.stdout.strip().splitlines()[-1:]))
 
         # --- live: a real server and clients on a veth pair, the image capturing in between.
         # Two containers on the same traffic: "ebpf" with the seccomp profile of current
