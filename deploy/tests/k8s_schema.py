@@ -1,7 +1,7 @@
 """JSON Schemas (draft 2020-12) of the Kubernetes objects deploy/kubernetes/ uses, written for
 check_manifests.py from the API references, since neither kubeconform nor kubeval is packaged
 in Debian 12 and no schema can be downloaded here:
-  - Kubernetes API reference v1.30 (kubernetes.io/docs/reference/kubernetes-api/): Namespace,
+  - Kubernetes API reference v1.31 (kubernetes.io/docs/reference/kubernetes-api/): Namespace,
     ServiceAccount, Service, DaemonSet and the types under them (ObjectMeta, LabelSelector,
     PodTemplateSpec, PodSpec, Container, Probe, SecurityContext, Volume, ...);
   - prometheus-operator v0.75 API reference (prometheus-operator.dev/docs/api-reference/api/):
