@@ -8,13 +8,15 @@
 #   share/doc/pgtlsmon/                          deploy/README.md, docs/RUNBOOK.md
 #   share/pgtlsmon/prometheus/                   scrape config example, alert + recording rules
 #   share/pgtlsmon/grafana/                      dashboard JSON + provisioning examples
-#   share/pgtlsmon/kubernetes/, container/       manifests and the Dockerfile, for reference
+#   share/pgtlsmon/kubernetes/                   the manifests, for reference
+#   share/man/man1/pgtlsmon.1.gz                 from --help by help2man (package.cmake)
+#   share/doc/pgtlsmon/copyright, changelog.gz   Debian package documentation (package.cmake)
 #
 # Configuration files: CMake has no "noreplace" (RPM %config(noreplace), dpkg conffiles), so
 # `cmake --install` OVERWRITES an edited /etc/default/pgtlsmon. Either keep local flags in a
 # systemd drop-in (`systemctl edit pgtlsmon`, Environment=PGTLSMON_ARGS=...), install with
 # -DPGTLS_INSTALL_CONFIG=OFF after the first time, or package with CPack/dpkg where the file is
-# a conffile. The unit's ExecStart names ${CMAKE_INSTALL_FULL_BINDIR}/pgtlsmon (rewritten here).
+# a conffile (deploy/package.cmake: `cpack -G DEB` makes the Debian package from these rules).
 include_guard(GLOBAL)
 include(GNUInstallDirs)
 
@@ -28,11 +30,15 @@ endif()
 set(PGTLS_SYSCONF_DEFAULT_DIR "/etc/default" CACHE PATH "Where the flags file pgtlsmon goes")
 set(PGTLS_LOGROTATE_DIR "/etc/logrotate.d" CACHE PATH "Where the logrotate snippet goes")
 
-# The unit names the binary by absolute path; point it at the installed one.
-file(READ ${PGTLS_DEPLOY_DIR}/systemd/pgtlsmon.service _pgtls_unit)
-string(REPLACE "/usr/local/bin/pgtlsmon" "${CMAKE_INSTALL_FULL_BINDIR}/pgtlsmon"
-       _pgtls_unit "${_pgtls_unit}")
-file(GENERATE OUTPUT ${CMAKE_BINARY_DIR}/deploy/pgtlsmon.service CONTENT "${_pgtls_unit}")
+# The unit names the binary by absolute path; point it at the installed one. The prefix is
+# read at install time, so `cpack` (which installs under /usr) gets /usr/bin/pgtlsmon whatever
+# CMAKE_INSTALL_PREFIX the build was configured with.
+install(CODE "
+  file(READ \"${PGTLS_DEPLOY_DIR}/systemd/pgtlsmon.service\" _pgtls_unit)
+  string(REPLACE /usr/local/bin/pgtlsmon \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}/pgtlsmon\"
+         _pgtls_unit \"\${_pgtls_unit}\")
+  file(WRITE \"${CMAKE_BINARY_DIR}/deploy/pgtlsmon.service\" \"\${_pgtls_unit}\")"
+  COMPONENT deploy)
 install(FILES ${CMAKE_BINARY_DIR}/deploy/pgtlsmon.service
         DESTINATION ${PGTLS_SYSTEMD_UNIT_DIR} COMPONENT deploy)
 
@@ -56,5 +62,6 @@ install(DIRECTORY ${PGTLS_DEPLOY_DIR}/grafana/
         DESTINATION ${CMAKE_INSTALL_DATADIR}/pgtlsmon/grafana COMPONENT deploy)
 install(DIRECTORY ${PGTLS_DEPLOY_DIR}/kubernetes/
         DESTINATION ${CMAKE_INSTALL_DATADIR}/pgtlsmon/kubernetes COMPONENT deploy)
-install(FILES ${PGTLS_DEPLOY_DIR}/container/Dockerfile
-        DESTINATION ${CMAKE_INSTALL_DATADIR}/pgtlsmon/container COMPONENT deploy)
+
+file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/deploy)
+include(${PGTLS_DEPLOY_DIR}/package.cmake)

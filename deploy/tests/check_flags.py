@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Every pgtlsmon flag used in deploy/ (systemd flags file and unit, Kubernetes args, the
-Dockerfile, command lines in the docs) must appear in `pgtlsmon <subcommand> --help`.
+image's default command in container/build-image.sh, command lines in the docs) must appear in `pgtlsmon <subcommand> --help`.
 
   check_flags.py PATH/TO/pgtlsmon      exit 0 ok, 1 mismatch, 77 binary not built yet
 """
@@ -45,15 +45,17 @@ def uses():
                     for c in d["spec"]["template"]["spec"]["containers"]:
                         args = [str(a) for a in c.get("args", [])]
                         out.append((path, args[0], args[1:]))
-    docker = os.path.join(DEPLOY, "container", "Dockerfile")
-    with open(docker) as f:
+    image = os.path.join(DEPLOY, "container", "build-image.sh")
+    with open(image) as f:
         for line in f:
-            if line.startswith("CMD "):
-                args = json.loads(line[4:])
-                out.append((docker, args[0], args[1:]))
+            m = re.match(r"\s*--cmd '(\[.*\])'", line)
+            if m:
+                args = json.loads(m.group(1))
+                out.append((image, args[0], args[1:]))
     # Command lines in docs and comments: "pgtlsmon watch ..." / "pgtlsmon replay ...".
     texts = [os.path.join(DEPLOY, "README.md"), os.path.join(ROOT, "docs", "RUNBOOK.md"),
-             docker, env, unit, os.path.join(DEPLOY, "systemd", "pgtlsmon.logrotate")]
+             os.path.join(ROOT, "README.md"), image, env, unit,
+             os.path.join(DEPLOY, "systemd", "pgtlsmon.logrotate")]
     for path in texts:
         if not os.path.exists(path):
             continue

@@ -27,7 +27,8 @@ for f in usr/lib/systemd/system/pgtlsmon.service etc/default/pgtlsmon etc/logrot
     usr/share/pgtlsmon/prometheus/prometheus.yml \
     usr/share/pgtlsmon/grafana/pgtlsmon.json \
     usr/share/pgtlsmon/grafana/provisioning/dashboards/pgtlsmon.yaml \
-    usr/share/pgtlsmon/kubernetes/daemonset.yaml usr/share/pgtlsmon/container/Dockerfile; do
+    usr/share/pgtlsmon/kubernetes/daemonset.yaml usr/share/doc/pgtlsmon/copyright \
+    usr/share/doc/pgtlsmon/changelog.gz; do
   [ -f "$tmp/root/$f" ] || { echo "FAIL: $f not installed"; fail=1; }
 done
 grep -q '^ExecStart=/usr/bin/pgtlsmon watch \$PGTLSMON_ARGS$' \

@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
-"""Parse every YAML file under deploy/ and check the Kubernetes manifests' structure:
-kinds, least-privilege securityContext, probes, ports and monitor selectors. Exit 1 on failure."""
+"""Parse every YAML file under deploy/ and check the Kubernetes manifests: each document
+against the JSON Schema of its kind (k8s_schema.py, written from the Kubernetes and
+prometheus-operator API references: unknown fields, types, enums, required fields), and their
+structure: kinds, least-privilege securityContext, probes, ports, monitor selectors, and the
+image reference = what deploy/container/build-image.sh builds for this version. The schemas
+must also reject a few broken copies of the manifests (so the validation cannot pass by
+accepting anything). Exit 1 on failure, 77 when PyYAML or jsonschema is missing."""
 import glob
 import os
 import sys
@@ -10,6 +15,16 @@ try:
 except ImportError:  # Debian: python3-yaml
     print("SKIP: PyYAML (python3-yaml) not installed")
     sys.exit(77)
+try:
+    import jsonschema
+except ImportError:  # Debian: python3-jsonschema
+    print("SKIP: jsonschema (python3-jsonschema) not installed")
+    sys.exit(77)
+import copy
+import re
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from k8s_schema import SCHEMAS  # noqa: E402
 
 DEPLOY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORT = 9433
@@ -39,6 +54,63 @@ for path in files:
             docs.setdefault(d.get("kind"), []).append((path, d))
 print(f"parsed {len(files)} YAML files")
 
+
+def schema_errors(d):
+    schema = SCHEMAS.get((d.get("apiVersion"), d.get("kind")))
+    if schema is None:
+        return [f"no schema for apiVersion {d.get('apiVersion')} kind {d.get('kind')}"]
+    v = jsonschema.Draft202012Validator(schema)
+    return [f"{'/'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}"
+            for e in sorted(v.iter_errors(d), key=lambda e: list(map(str, e.absolute_path)))]
+
+
+validated = 0
+for kind, entries in sorted(docs.items(), key=lambda kv: str(kv[0])):
+    for path, d in entries:
+        for e in schema_errors(d):
+            errors.append(f"{os.path.relpath(path, DEPLOY)} {kind}: {e}")
+        validated += 1
+print(f"validated {validated} Kubernetes objects against their schemas")
+
+# The validator must see these mistakes (each one a real kubectl/API server rejection).
+if docs.get("DaemonSet") and docs.get("ServiceMonitor"):
+    def broken(kind, change):
+        d = copy.deepcopy(docs[kind][0][1])
+        change(d)
+        return d
+    ctr = lambda d: d["spec"]["template"]["spec"]["containers"][0]  # noqa: E731
+    mutants = {
+        "misspelt readinessProbe": broken("DaemonSet", lambda d: ctr(d).update(
+            readinesProbe=ctr(d).pop("readinessProbe"))),
+        "containerPort as a string": broken("DaemonSet", lambda d: ctr(d)["ports"][0].update(
+            containerPort="9433")),
+        "capabilities in the pod securityContext": broken("DaemonSet", lambda d: d["spec"]["template"]
+            ["spec"]["securityContext"].update(capabilities={"add": ["NET_RAW"]})),
+        "unknown dnsPolicy": broken("DaemonSet", lambda d: d["spec"]["template"]["spec"].update(
+            dnsPolicy="HostNetwork")),
+        "port name longer than 15": broken("DaemonSet", lambda d: ctr(d)["ports"][0].update(
+            name="prometheus-metrics")),
+        "no selector": broken("DaemonSet", lambda d: d["spec"].pop("selector")),
+        "extensions/v1beta1 DaemonSet": broken("DaemonSet", lambda d: d.update(
+            apiVersion="extensions/v1beta1")),
+        "ServiceMonitor interval 30": broken("ServiceMonitor", lambda d: d["spec"]["endpoints"][0]
+            .update(interval="30")),
+        "ServiceMonitor endpoints at the top": broken("ServiceMonitor", lambda d: d.update(
+            endpoints=d["spec"]["endpoints"])),
+    }
+    for name, d in mutants.items():
+        found = schema_errors(d)
+        check(found, f"schema self-test: accepted a DaemonSet/ServiceMonitor with {name}")
+        if os.environ.get("VERBOSE"):
+            print(f"  {name}: {found[:1]}")
+    print(f"schema self-test: {len(mutants)} broken copies")
+
+# The image the DaemonSet runs is the one deploy/container/build-image.sh tags by default.
+with open(os.path.join(DEPLOY, "..", "CMakeLists.txt")) as f:
+    version = re.search(r"project\(pgtlsmon VERSION ([0-9.]+)", f.read()).group(1)
+with open(os.path.join(DEPLOY, "container", "build-image.sh")) as f:
+    repo = re.search(r"^repo=(\S+)$", f.read(), re.M).group(1)
+
 for kind in ("DaemonSet", "Service", "ServiceMonitor", "PodMonitor", "ServiceAccount"):
     check(len(docs.get(kind, [])) == 1, f"expected exactly one {kind}, got {len(docs.get(kind, []))}")
 
@@ -58,6 +130,8 @@ if ds:
     check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", "seccomp RuntimeDefault")
     check(len(pod["containers"]) == 1, "one container")
     c = pod["containers"][0]
+    check(c.get("image") == f"{repo}:{version}",
+          f"image {c.get('image')} is not what build-image.sh builds: {repo}:{version}")
     sc = c.get("securityContext", {})
     check(sc.get("privileged") in (None, False), "must not be privileged")
     check(sc.get("readOnlyRootFilesystem") is True, "readOnlyRootFilesystem")
