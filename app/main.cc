@@ -97,7 +97,7 @@ int Main(int argc, char** argv) {
       "per PostgreSQL connection.");
   rp->add_option("--format", replay.format,
                  "table: a readable per-session table and a summary; jsonl: one JSON record per "
-                 "line (shared/spec/session-record.md)")
+                 "line (docs/session-record.md)")
       ->capture_default_str()
       ->check(CLI::IsMember({"table", "jsonl"}));
   rp->add_option("--output,-o", replay.output, "write records here instead of standard output");

@@ -3,7 +3,8 @@
 # exactly this. Needs root (packages, PostgreSQL end-to-end tests, eBPF tests).
 #   1. release build, ctest of every label: unit, integration (corpus agreement), e2e (a real
 #      PostgreSQL 15 + clients + Prometheus), bpf, deploy;
-#   2. an ASan+UBSan build running the unit tests and the fuzz regression inputs.
+#   2. an ASan+UBSan build running the unit tests and the fuzz regression inputs;
+#   3. a ThreadSanitizer build running the threaded tests (label tsan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -20,4 +21,17 @@ if [ "${PGTLS_SKIP_ASAN:-0}" != 1 ]; then
   cmake --build build-asan -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs" -L 'unit|fuzz' --timeout 600
+fi
+
+# 3. a ThreadSanitizer build of what runs threads: the exporter's unit tests, and (label 'tsan')
+#    replay --threads and the watch daemon. Only those targets are built.
+if [ "${PGTLS_SKIP_TSAN:-0}" != 1 ]; then
+  threaded_units=(http_test metrics_test)
+  cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGTLS_BUILD_BPF=OFF \
+    -DPGTLS_SANITIZE=thread >/dev/null
+  cmake --build build-tsan -j"$jobs" --target pgtlsmon "${threaded_units[@]}"
+  export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+  units_re="^($(IFS='|'; echo "${threaded_units[*]}"))\\."
+  ctest --test-dir build-tsan --output-on-failure -j"$jobs" -R "$units_re" --timeout 600
+  ctest --test-dir build-tsan --output-on-failure -j"$jobs" -L tsan --timeout 600
 fi

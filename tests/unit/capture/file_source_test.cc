@@ -18,6 +18,7 @@
 
 #include "capture/open_capture.h"
 #include "capture/pcap_source.h"
+#include "tests/testing/shared_dir.h"
 
 namespace pgtlsmon::capture {
 namespace {
@@ -161,6 +162,7 @@ void ExpectSamePackets(const std::vector<Packet>& got, const std::vector<Packet>
 uint32_t DltToLinktype(uint32_t dlt) { return dlt == 12 ? 101 : dlt; }
 
 TEST(FileSourceTest, CorpusMatchesLibpcap) {
+  PGTLS_SKIP_WITHOUT_SHARED();
   const auto files = CorpusFiles();
   ASSERT_GE(files.size(), 40u);
   size_t pcapng = 0;
@@ -187,6 +189,7 @@ TEST(FileSourceTest, CorpusMatchesLibpcap) {
 }
 
 TEST(FileSourceTest, CorpusWithSmallBufferAndGzip) {
+  PGTLS_SKIP_WITHOUT_SHARED();
   TempDir tmp;
   FileSourceOptions small;
   small.read_chunk_bytes = 1;  // raised to the 64 KiB minimum: many records straddle its end
@@ -207,6 +210,7 @@ TEST(FileSourceTest, CorpusWithSmallBufferAndGzip) {
 }
 
 TEST(FileSourceTest, GzipMultiMemberAndTruncated) {
+  PGTLS_SKIP_WITHOUT_SHARED();
   TempDir tmp;
   const std::string path = PGTLS_SHARED_DIR "/corpus/real_tls13_default.pcap";
   const std::vector<uint8_t> bytes = Slurp(path);
@@ -596,6 +600,7 @@ TEST(FileSourceTest, PcapngDamage) {
 // Random damage to real files (fixed seed): never a crash or an out-of-bounds read (run under
 // ASan), always the clean end or an error naming the file.
 TEST(FileSourceTest, MutatedFilesNeverCrash) {
+  PGTLS_SKIP_WITHOUT_SHARED();
   TempDir tmp;
   std::mt19937 rng(1234);
   for (const char* name :
@@ -624,6 +629,7 @@ TEST(FileSourceTest, MutatedFilesNeverCrash) {
 }
 
 TEST(FileSourceTest, ProgressCounters) {
+  PGTLS_SKIP_WITHOUT_SHARED();
   const std::string path = PGTLS_SHARED_DIR "/corpus/real_copy_tls12_bulk.pcap";
   FileSourceOptions opts;
   opts.read_chunk_bytes = 64 * 1024;
@@ -645,6 +651,7 @@ TEST(FileSourceTest, ProgressCounters) {
 }
 
 TEST(OpenCaptureFileTest, UsesTheFastReaderAndLibpcapAgrees) {
+  PGTLS_SKIP_WITHOUT_SHARED();
   const std::string path = PGTLS_SHARED_DIR "/corpus/third_party/ja4/tls-sni.pcapng";
   auto fast = OpenCaptureFile(path);
   ASSERT_TRUE(fast.ok()) << fast.status();
