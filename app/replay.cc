@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -30,28 +31,33 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Buffered writes to a FILE*, so a record costs a memcpy and not a system call.
+// Buffered writes to a FILE*, so a record costs a memcpy and not a system call. Also sees
+// errors of what others wrote to the same FILE* (the table report).
 class OutputBuffer {
  public:
   explicit OutputBuffer(FILE* f) : f_(f) { buf_.reserve(kFlushAt + 4096); }
-  ~OutputBuffer() { Flush(); }
   std::string* buf() { return &buf_; }
   void MaybeFlush() {
     if (buf_.size() >= kFlushAt) Flush();
   }
+  // False once any write failed; error() is its errno.
   bool Flush() {
-    if (!buf_.empty() && std::fwrite(buf_.data(), 1, buf_.size(), f_) != buf_.size()) ok_ = false;
+    if (!buf_.empty() && std::fwrite(buf_.data(), 1, buf_.size(), f_) != buf_.size()) Fail();
     buf_.clear();
-    if (std::fflush(f_) != 0) ok_ = false;
-    return ok_;
+    if (std::fflush(f_) != 0) Fail();
+    if (std::ferror(f_) != 0) Fail();  // an earlier write by someone else
+    return error_ == 0;
   }
-  bool ok() const { return ok_; }
+  int error() const { return error_; }
 
  private:
+  void Fail() {
+    if (error_ == 0) error_ = errno != 0 ? errno : EIO;
+  }
   static constexpr size_t kFlushAt = 1 << 20;
   FILE* f_;
   std::string buf_;
-  bool ok_ = true;
+  int error_ = 0;
 };
 
 // Progress on stderr (only when it is a terminal): packets, MB, sessions, ETA.
@@ -381,9 +387,12 @@ int RunReplay(const ReplayOptions& opts) {
   int rc = read.rc;
 
   if (table) table->Finish();
-  if (!output.Flush()) {
-    fmt::print(stderr, "pgtlsmon: writing {}: {}\n", opts.output.empty() ? "stdout" : opts.output,
-               std::strerror(errno));
+  bool written = output.Flush();
+  if (out_file) written = std::fclose(out_file.release()) == 0 && written;
+  if (!written) {
+    fmt::print(stderr, "pgtlsmon: writing {}: {}\n",
+               opts.output.empty() || opts.output == "-" ? "stdout" : opts.output,
+               std::strerror(output.error() != 0 ? output.error() : errno));
     rc = 1;
   }
   // What was counted but not turned into records: for the metrics file and, when anything
