@@ -41,25 +41,22 @@ absl::StatusOr<bool> LiveSource::Next(RawPacket* pkt) {
 
 namespace {
 
-absl::StatusOr<std::unique_ptr<LiveSource>> OpenEbpf(const LiveSourceConfig& cfg) {
-  if (cfg.ebpf_attach == "tc") {
-    BpfTcConfig tc;
-    tc.interface = cfg.interface;
-    tc.any_port = cfg.any_port;
-    tc.ports = cfg.ports;
-    tc.ring_bytes = cfg.buffer_bytes;
-    auto src = BpfTcSource::Create(tc);
-    if (!src.ok()) return src.status();
-    return std::unique_ptr<LiveSource>(std::move(*src));
-  }
-  BpfConfig sock;
-  sock.interface = cfg.interface;
-  sock.any_port = cfg.any_port;
-  sock.ports = cfg.ports;
-  sock.ring_bytes = cfg.buffer_bytes;
-  auto src = BpfSource::Create(sock);
+// Source (BpfSource, BpfTcSource) with its own Config and the common part from `cfg`.
+template <typename Source, typename Config>
+absl::StatusOr<std::unique_ptr<LiveSource>> CreateEbpf(const LiveSourceConfig& cfg) {
+  Config ec;
+  ec.interface = cfg.interface;
+  ec.any_port = cfg.any_port;
+  ec.ports = cfg.ports;
+  ec.ring_bytes = cfg.buffer_bytes;
+  auto src = Source::Create(ec);
   if (!src.ok()) return src.status();
   return std::unique_ptr<LiveSource>(std::move(*src));
+}
+
+absl::StatusOr<std::unique_ptr<LiveSource>> OpenEbpf(const LiveSourceConfig& cfg) {
+  if (cfg.ebpf_attach == "tc") return CreateEbpf<BpfTcSource, BpfTcConfig>(cfg);
+  return CreateEbpf<BpfSource, BpfConfig>(cfg);
 }
 
 absl::StatusOr<std::unique_ptr<LiveSource>> OpenPcap(const LiveSourceConfig& cfg) {

@@ -30,14 +30,11 @@ def limit_file_size(max_bytes):
 
 def main():
     binary, capture = sys.argv[1], sys.argv[2]
-    passed = failed = 0
+    results = []  # one bool per check
 
     def check(ok, what):
-        nonlocal passed, failed
-        if ok:
-            passed += 1
-        else:
-            failed += 1
+        results.append(bool(ok))
+        if not ok:
             print("FAIL: " + what)
 
     def replay(args, stdout=subprocess.DEVNULL, preexec=None):
@@ -93,7 +90,8 @@ def main():
         else:
             print("SKIP: --metrics-file on a full device (mknod needs root)")
 
-    print(f"{passed} passed, {failed} failed")
+    failed = results.count(False)
+    print(f"{len(results) - failed} passed, {failed} failed")
     return 1 if failed else 0
 
 
