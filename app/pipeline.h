@@ -57,22 +57,18 @@ class Pipeline {
   // The connection's record is final (live: the back end may stop copying its payload).
   void set_on_final(parser::FlowTracker::FinalFn fn) { tracker_.set_on_final(std::move(fn)); }
 
-  // One captured packet. `index`: its position in the whole input, which becomes a record's
-  // `sequence` (needed only to merge shards; without it records carry none).
-  void OnPacket(const capture::RawPacket& pkt, std::optional<uint64_t> index = std::nullopt) {
-    ++input_.packets;
-    input_.bytes += pkt.caplen;
-    if (parser::DecodeTcpSegment(pkt.linktype, pkt.data, &seg_, &input_.decode) !=
-        parser::ParseResult::kOk) {
-      return;
-    }
-    const uint64_t ts_us = pkt.ts_ns / 1000;
+  // One captured packet (live, and replay with one thread: records carry no `sequence`).
+  void OnPacket(const capture::RawPacket& pkt) {
+    if (Decode(pkt)) tracker_.OnSegment(seg_, pkt.ts_ns / 1000);
+  }
+  // The same, with the packet's position in the whole input, which becomes a record's
+  // `sequence` (to merge shards), for a sharded pipeline.
+  void OnPacket(const capture::RawPacket& pkt, uint64_t index) {
+    if (!Decode(pkt)) return;
     if (shards_ > 1 && ShardOf(seg_) != shard_) {
-      tracker_.AdvanceTime(ts_us);
-    } else if (index) {
-      tracker_.OnSegment(seg_, ts_us, *index);
+      tracker_.AdvanceTime(pkt.ts_ns / 1000);
     } else {
-      tracker_.OnSegment(seg_, ts_us);
+      tracker_.OnSegment(seg_, pkt.ts_ns / 1000, index);
     }
   }
   // Drops connections idle for longer than the timeout, as of `now_us` (live: wall clock).
@@ -84,6 +80,13 @@ class Pipeline {
   const parser::FlowTracker& tracker() const { return tracker_; }
 
  private:
+  // Counts the packet; true when it is a TCP segment (then in seg_).
+  bool Decode(const capture::RawPacket& pkt) {
+    ++input_.packets;
+    input_.bytes += pkt.caplen;
+    return parser::DecodeTcpSegment(pkt.linktype, pkt.data, &seg_, &input_.decode) ==
+           parser::ParseResult::kOk;
+  }
   uint64_t ShardOf(const parser::TcpSegment& seg) const {
     const uint64_t h = parser::FlowKeyHash(parser::MakeFlowKey(seg));
     // Multiply-shift: the high bits of the hash pick the shard.

@@ -98,7 +98,6 @@ class Progress {
 
 // What one pass over the captures counted about the files (the pipeline counts the packets).
 struct ReadTotals {
-  uint64_t packets = 0;
   uint64_t caplen_over_len = 0;  // odd but readable records (capture::FileSourceStats)
   uint64_t ts_backwards = 0;
   int rc = 0;
@@ -128,10 +127,9 @@ void ReadCaptures(const ReplayOptions& opts, bool report, ReadTotals* totals, Pr
         break;
       }
       if (!*more) break;
-      ++totals->packets;
       on_packet(pkt, index);
       ++index;
-      if (report) progress(path, file, totals->packets);
+      if (report) progress(path, file, index);
     }
     if (file != nullptr) {
       totals->caplen_over_len += file->stats().caplen_over_len;
