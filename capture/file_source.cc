@@ -35,8 +35,8 @@ constexpr uint16_t kOptIfTsoffset = 14;
 constexpr uint32_t kLinkTypeMask = 0x03ffffff;  // upper bits of the pcap header's field: FCS info
 constexpr uint64_t kNsPerSec = 1000000000;
 constexpr size_t kMinBufferBytes = 64 * 1024;
-constexpr unsigned kGzipBufferBytes = 128 * 1024;
-constexpr size_t kGzipReadBytes = 256 * 1024;
+constexpr unsigned kGzipBufferBytes = 256 * 1024;
+constexpr size_t kGzipReadBytes = 1024 * 1024;
 
 uint32_t Swap32(uint32_t v) { return __builtin_bswap32(v); }
 uint16_t Swap16(uint16_t v) { return __builtin_bswap16(v); }

@@ -19,7 +19,7 @@
 // Damage: Next() returns every packet before the damage, then an error naming the file and the
 // byte offset of the bad record (an offset in the decompressed stream for gzip files), and
 // the same error on every later call. A gzip stream cut short or corrupt is damage too; zlib
-// hands over nothing of the read that met corrupt deflate data, so up to 256 KiB of
+// hands over nothing of the read that met corrupt deflate data, so up to 1 MiB of
 // decompressed bytes before such a spot are lost (a cut stream loses nothing). Damage is: a
 // truncated record or block, a record header whose caplen is larger than the file's snaplen or than
 // max_packet_bytes, a pcapng block length that is not a multiple of 4, below 12, above
