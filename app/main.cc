@@ -103,7 +103,8 @@ int Main(int argc, char** argv) {
   rp->add_option("--output,-o", replay.output, "write records here instead of standard output");
   rp->add_option("--metrics-file", replay.metrics_file,
                  "after the replay, write the metrics in Prometheus text format (for "
-                 "node_exporter's textfile collector), atomically");
+                 "node_exporter's textfile collector), atomically (a device or FIFO such as "
+                 "/dev/stdout is written in place)");
   rp->add_option("--max-clients", replay.max_clients,
                  "distinct `client` label values before new clients count as \"other\"")
       ->capture_default_str();

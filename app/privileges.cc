@@ -1,78 +1,71 @@
-// app/privileges.cc: see privileges.h. Uses the raw capget/capset system calls and prctl, so
-// libcap is not a dependency.
+// app/privileges.cc: see privileges.h. The capability sets go through libcap-ng; only
+// PR_SET_NO_NEW_PRIVS, which is no capability operation, is a direct prctl.
 #include "app/privileges.h"
 
+#include <cap-ng.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <cerrno>
-#include <cstdint>
 
 #include "fmt/core.h"
 
 namespace pgtlsmon::app {
 namespace {
 
-absl::Status Err(const char* what) {
-  return absl::ErrnoToStatus(errno, fmt::format("dropping capabilities: {}", what));
-}
-
-int LastCap() {
-  // The kernel's highest capability number; 40 (CAP_CHECKPOINT_RESTORE) when unknown.
-  if (FILE* f = std::fopen("/proc/sys/kernel/cap_last_cap", "r")) {
-    int n = 0;
-    const bool ok = std::fscanf(f, "%d", &n) == 1;
-    std::fclose(f);
-    if (ok && n > 0 && n < 64) return n;
-  }
-  return 40;
+absl::Status Err(const char* what, int rc) {
+  return absl::ErrnoToStatus(errno,
+                             fmt::format("dropping capabilities: {} (libcap-ng {})", what, rc));
 }
 
 }  // namespace
 
 absl::Status DropCapabilities(const std::vector<int>& keep) {
-  uint64_t keep_mask = 0;
   for (int c : keep) {
     if (c < 0 || c >= 64) {
       return absl::InvalidArgumentError(fmt::format("dropping capabilities: bad capability {}", c));
     }
-    keep_mask |= uint64_t{1} << c;
   }
-
-  __user_cap_header_struct hdr{};
-  hdr.version = _LINUX_CAPABILITY_VERSION_3;
-  hdr.pid = 0;
-  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
-  if (syscall(SYS_capget, &hdr, data) != 0) return Err("capget");
-  const uint64_t permitted = uint64_t{data[0].permitted} | uint64_t{data[1].permitted} << 32;
-
-  // The bounding set first: PR_CAPBSET_DROP needs CAP_SETPCAP in the effective set.
-  if ((permitted >> CAP_SETPCAP & 1) != 0) {
-    data[0].effective |= 1u << CAP_SETPCAP;
-    if (syscall(SYS_capset, &hdr, data) != 0) return Err("capset (raise CAP_SETPCAP)");
-    for (int c = 0, last = LastCap(); c <= last; ++c) {
-      if ((keep_mask >> c & 1) == 0 && prctl(PR_CAPBSET_READ, c, 0, 0, 0) == 1 &&
-          prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0) {
-        return Err("PR_CAPBSET_DROP");
-      }
+  if (int rc = capng_get_caps_process(); rc != 0) return Err("reading the process's sets", rc);
+  // What each kept capability is now: only permitted ones stay, and inheritable only if it was.
+  std::vector<int> keep_permitted, keep_inheritable;
+  for (int c : keep) {
+    if (capng_have_capability(CAPNG_PERMITTED, static_cast<unsigned>(c)) == 0) continue;
+    keep_permitted.push_back(c);
+    if (capng_have_capability(CAPNG_INHERITABLE, static_cast<unsigned>(c)) != 0) {
+      keep_inheritable.push_back(c);
     }
   }
-  // Ambient capabilities would survive an execve: clear them (EINVAL: kernel without them).
-  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
-    return Err("PR_CAP_AMBIENT_CLEAR_ALL");
+
+  // The bounding set first: dropping from it needs CAP_SETPCAP in the effective set, which the
+  // next step may take away. Without CAP_SETPCAP the bounding set stays as it is (harmless
+  // once the permitted set is empty).
+  if (capng_have_capability(CAPNG_PERMITTED, CAP_SETPCAP) != 0) {
+    if (int rc = capng_update(CAPNG_ADD, CAPNG_EFFECTIVE, CAP_SETPCAP); rc != 0) {
+      return Err("raising CAP_SETPCAP", rc);
+    }
+    if (int rc = capng_apply(CAPNG_SELECT_CAPS); rc != 0) return Err("raising CAP_SETPCAP", rc);
+    capng_clear(CAPNG_SELECT_BOUNDS);
+    for (int c : keep) capng_update(CAPNG_ADD, CAPNG_BOUNDING_SET, static_cast<unsigned>(c));
+    if (int rc = capng_apply(CAPNG_SELECT_BOUNDS); rc != 0) return Err("the bounding set", rc);
   }
 
-  const uint64_t kept = permitted & keep_mask;
-  for (int i = 0; i < 2; ++i) {
-    const auto word = static_cast<uint32_t>(kept >> (32 * i));
-    data[i].effective = word;
-    data[i].permitted = word;
-    data[i].inheritable &= word;
+  // Effective, permitted, inheritable and ambient (ambient capabilities would survive an
+  // execve): only what is kept.
+  capng_clear(CAPNG_SELECT_CAPS);
+  capng_clear(CAPNG_SELECT_AMBIENT);
+  for (int c : keep_permitted) {
+    capng_update(CAPNG_ADD, static_cast<capng_type_t>(CAPNG_EFFECTIVE | CAPNG_PERMITTED),
+                 static_cast<unsigned>(c));
   }
-  if (syscall(SYS_capset, &hdr, data) != 0) return Err("capset");
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return Err("PR_SET_NO_NEW_PRIVS");
+  for (int c : keep_inheritable) {
+    capng_update(CAPNG_ADD, CAPNG_INHERITABLE, static_cast<unsigned>(c));
+  }
+  if (int rc = capng_apply(CAPNG_SELECT_CAPS); rc != 0) return Err("capset", rc);
+  if (int rc = capng_apply(CAPNG_SELECT_AMBIENT); rc != 0) return Err("the ambient set", rc);
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    return absl::ErrnoToStatus(errno, "dropping capabilities: PR_SET_NO_NEW_PRIVS");
+  }
   return absl::OkStatus();
 }
 

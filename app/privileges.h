@@ -5,7 +5,8 @@
 //   ebpf  CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN) to load the program, CAP_NET_RAW for the
 //         AF_PACKET socket; nothing afterwards: MarkDone() and the counters use map file
 //         descriptors already held, and bpf() on an fd we own checks no capability.
-// So `watch` calls DropCapabilities({}) after OpenLiveBackend() succeeded.
+// So `watch` calls DropCapabilities(source.caps_to_keep()) once capture::OpenLiveSource()
+// succeeded (the TC attach point keeps CAP_NET_ADMIN to detach at exit).
 #pragma once
 
 #include <vector>

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -17,41 +18,46 @@
 #include <thread>
 #include <vector>
 
+#include "app/pipeline.h"
 #include "capture/open_capture.h"
 #include "exporter/metrics.h"
 #include "exporter/record_json.h"
 #include "exporter/table_report.h"
 #include "fmt/core.h"
 #include "fmt/format.h"
-#include "parser/packet_decoder.h"
 
 namespace pgtlsmon::app {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Buffered writes to a FILE*, so a record costs a memcpy and not a system call.
+// Buffered writes to a FILE*, so a record costs a memcpy and not a system call. Also sees
+// errors of what others wrote to the same FILE* (the table report).
 class OutputBuffer {
  public:
   explicit OutputBuffer(FILE* f) : f_(f) { buf_.reserve(kFlushAt + 4096); }
-  ~OutputBuffer() { Flush(); }
   std::string* buf() { return &buf_; }
   void MaybeFlush() {
     if (buf_.size() >= kFlushAt) Flush();
   }
+  // False once any write failed; error() is its errno.
   bool Flush() {
-    if (!buf_.empty() && std::fwrite(buf_.data(), 1, buf_.size(), f_) != buf_.size()) ok_ = false;
+    if (!buf_.empty() && std::fwrite(buf_.data(), 1, buf_.size(), f_) != buf_.size()) Fail();
     buf_.clear();
-    if (std::fflush(f_) != 0) ok_ = false;
-    return ok_;
+    if (std::fflush(f_) != 0) Fail();
+    if (std::ferror(f_) != 0) Fail();  // an earlier write by someone else
+    return error_ == 0;
   }
-  bool ok() const { return ok_; }
+  int error() const { return error_; }
 
  private:
+  void Fail() {
+    if (error_ == 0) error_ = errno != 0 ? errno : EIO;
+  }
   static constexpr size_t kFlushAt = 1 << 20;
   FILE* f_;
   std::string buf_;
-  bool ok_ = true;
+  int error_ = 0;
 };
 
 // Progress on stderr (only when it is a terminal): packets, MB, sessions, ETA.
@@ -90,22 +96,19 @@ class Progress {
   Clock::time_point last_ = start_;
 };
 
-// What one pass over the captures counted, besides the trackers' own statistics.
+// What one pass over the captures counted about the files (the pipeline counts the packets).
 struct ReadTotals {
-  exporter::CaptureSourceStats source;
-  parser::ParseStats decode;
   uint64_t caplen_over_len = 0;  // odd but readable records (capture::FileSourceStats)
   uint64_t ts_backwards = 0;
   int rc = 0;
 };
 
-// Reads every capture in order, decodes each frame and hands TCP segments to `on_segment`
-// with their index among all packets of all captures. `report` (one reader of several only)
-// prints errors and feeds the progress counters.
-// Both callbacks are templates: no indirect call per packet.
-template <typename ProgressFn, typename OnSegment>
+// Reads every capture in order and hands each packet to `on_packet` with its index among all
+// packets of all captures. `report` (one reader of several only) prints errors and feeds the
+// progress counters. Both callbacks are templates: no indirect call per packet.
+template <typename ProgressFn, typename OnPacket>
 void ReadCaptures(const ReplayOptions& opts, bool report, ReadTotals* totals, ProgressFn&& progress,
-                  OnSegment&& on_segment) {
+                  OnPacket&& on_packet) {
   uint64_t index = 0;
   for (const std::string& path : opts.captures) {
     auto src = capture::OpenCaptureFile(path);
@@ -116,7 +119,6 @@ void ReadCaptures(const ReplayOptions& opts, bool report, ReadTotals* totals, Pr
     }
     const auto* file = dynamic_cast<const capture::FileSource*>(src->get());
     capture::RawPacket pkt;
-    parser::TcpSegment seg;
     while (true) {
       auto more = (*src)->Next(&pkt);
       if (!more.ok()) {
@@ -125,14 +127,9 @@ void ReadCaptures(const ReplayOptions& opts, bool report, ReadTotals* totals, Pr
         break;
       }
       if (!*more) break;
-      ++totals->source.packets;
-      totals->source.bytes += pkt.caplen;
-      if (parser::DecodeTcpSegment(pkt.linktype, pkt.data, &seg, &totals->decode) ==
-          parser::ParseResult::kOk) {
-        on_segment(seg, pkt.ts_ns / 1000, index);
-      }
+      on_packet(pkt, index);
       ++index;
-      if (report) progress(path, file, totals->source.packets);
+      if (report) progress(path, file, index);
     }
     if (file != nullptr) {
       totals->caplen_over_len += file->stats().caplen_over_len;
@@ -142,20 +139,21 @@ void ReadCaptures(const ReplayOptions& opts, bool report, ReadTotals* totals, Pr
 }
 
 // --threads N: N workers each read every capture (the page cache makes the second read a
-// memory copy) and track the connections whose symmetric flow hash falls in their shard; the
-// other shards' packets only move their clock (AdvanceTime), so idle sweeps run at the same
-// packets as in one tracker. A record's `sequence` is the index of its connection's first
-// packet in the whole input; each shard delivers its records in that order, and the merger
-// (the calling thread) interleaves the shards by it, releasing a record once no shard can
-// still deliver an earlier one (each shard publishes a watermark: the oldest connection it
-// has not delivered, or the next packet index). The output equals the single-thread output
-// while the connection table stays under --max-flows per shard (eviction order differs).
+// memory copy) into their own Pipeline, which tracks the connections whose symmetric flow
+// hash falls in its shard (Pipeline::SetShard). A record's `sequence` is the index of its
+// connection's first packet in the whole input; each shard delivers its records in that order, and
+// the merger (the calling thread) interleaves the shards by it, releasing a record once no shard
+// can still deliver an earlier one (each shard publishes a watermark: the oldest connection it has
+// not delivered, or the next packet index). The output equals the single-thread output while the
+// connection table stays under --max-flows per shard (eviction order differs).
 class ShardedReplay {
  public:
   ShardedReplay(const ReplayOptions& opts, size_t shards) : opts_(opts), shards_(shards) {
-    for (auto& sh : shards_) {
-      sh.tracker = std::make_unique<parser::FlowTracker>(
+    for (size_t i = 0; i < shards_.size(); ++i) {
+      Shard& sh = shards_[i];
+      sh.pipeline = std::make_unique<Pipeline>(
           opts.tracker, [&sh](parser::SessionRecord&& r) { sh.local.push_back(std::move(r)); });
+      sh.pipeline->SetShard(i, shards_.size());
     }
   }
 
@@ -170,17 +168,18 @@ class ShardedReplay {
     for (auto& t : threads) t.join();
   }
 
-  const ReadTotals& totals() const { return shards_[0].totals; }  // every reader saw the same
-  int rc() const { return shards_[0].totals.rc; }
+  // Every reader saw the same packets.
+  const ReadTotals& totals() const { return shards_[0].totals; }
+  const InputCounters& input() const { return shards_[0].pipeline->input(); }
   size_t size() const { return shards_.size(); }
-  const parser::FlowTracker& tracker(size_t i) const { return *shards_[i].tracker; }
+  const parser::FlowTracker& tracker(size_t i) const { return shards_[i].pipeline->tracker(); }
 
  private:
   static constexpr uint64_t kPublishEvery = 2048;  // packets between two watermarks
   static constexpr uint64_t kDone = std::numeric_limits<uint64_t>::max();
 
   struct Shard {
-    std::unique_ptr<parser::FlowTracker> tracker;
+    std::unique_ptr<Pipeline> pipeline;
     std::vector<parser::SessionRecord> local;  // worker-only: delivered, not yet published
     ReadTotals totals;                         // worker-only until joined
     // Guarded by mu_:
@@ -189,8 +188,9 @@ class ShardedReplay {
   };
 
   void Publish(Shard& sh, uint64_t next_index) {
-    const uint64_t wm =
-        next_index == kDone ? kDone : sh.tracker->oldest_pending_sequence().value_or(next_index);
+    const uint64_t wm = next_index == kDone
+                            ? kDone
+                            : sh.pipeline->tracker().oldest_pending_sequence().value_or(next_index);
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (sh.ready.empty()) {
@@ -207,7 +207,6 @@ class ShardedReplay {
 
   void Work(size_t me) {
     Shard& sh = shards_[me];
-    const uint64_t n = shards_.size();
     uint64_t since_publish = 0;
     const auto progress = [this](const std::string& path, const capture::FileSource* file,
                                  uint64_t pk) {
@@ -218,23 +217,16 @@ class ShardedReplay {
       progress_total_ = file != nullptr ? file->file_size() : 0;
       progress_packets_.store(pk, std::memory_order_relaxed);
     };
+    Pipeline& pipeline = *sh.pipeline;
     ReadCaptures(opts_, me == 0, &sh.totals, progress,
-                 [&](const parser::TcpSegment& seg, uint64_t ts_us, uint64_t index) {
-                   const uint64_t h = parser::FlowKeyHash(parser::MakeFlowKey(seg));
-                   // Multiply-shift: the high bits of the hash pick the shard.
-                   const auto shard =
-                       static_cast<uint64_t>((static_cast<unsigned __int128>(h) * n) >> 64);
-                   if (shard == me) {
-                     sh.tracker->OnSegment(seg, ts_us, index);
-                   } else {
-                     sh.tracker->AdvanceTime(ts_us);
-                   }
+                 [&](const capture::RawPacket& pkt, uint64_t index) {
+                   pipeline.OnPacket(pkt, index);
                    if (++since_publish >= kPublishEvery) {
                      since_publish = 0;
                      Publish(sh, index + 1);
                    }
                  });
-    sh.tracker->Finish();
+    pipeline.Finish();
     Publish(sh, kDone);
   }
 
@@ -303,6 +295,34 @@ class ShardedReplay {
   std::atomic<uint64_t> progress_packets_{0};
 };
 
+// One line on stderr when anything was lost or odd (nothing is dropped silently): what was
+// counted but not turned into records.
+void ReportUnused(const exporter::PipelineStats& ps, const ReadTotals& read) {
+  std::vector<std::string> notes;
+  for (size_t st = 0; st < static_cast<size_t>(parser::Stage::kCount); ++st) {
+    for (size_t re = 0; re < static_cast<size_t>(parser::Reason::kCount); ++re) {
+      if (const uint64_t n = ps.parse.counts[st][re]; n > 0) {
+        notes.push_back(fmt::format("{} {}/{}", n,
+                                    parser::StageName(static_cast<parser::Stage>(st)),
+                                    parser::ReasonName(static_cast<parser::Reason>(re))));
+      }
+    }
+  }
+  for (const auto& [reason, n] : ps.evictions) {
+    if (n > 0) notes.push_back(fmt::format("{} connections evicted ({})", n, reason));
+  }
+  if (read.caplen_over_len > 0) {
+    notes.push_back(fmt::format("{} records with caplen > len", read.caplen_over_len));
+  }
+  if (read.ts_backwards > 0) {
+    notes.push_back(fmt::format("{} timestamps going backwards", read.ts_backwards));
+  }
+  if (!notes.empty()) {
+    fmt::print(stderr, "pgtlsmon: input that could not be used (counted in the metrics): {}\n",
+               fmt::join(notes, ", "));
+  }
+}
+
 }  // namespace
 
 int RunReplay(const ReplayOptions& opts) {
@@ -347,13 +367,12 @@ int RunReplay(const ReplayOptions& opts) {
   const size_t threads = stdin_input ? 1 : static_cast<size_t>(std::max(opts.threads, 1));
 
   ReadTotals read;
-  std::vector<const parser::FlowTracker*> trackers;
-  std::unique_ptr<parser::FlowTracker> single;
-  std::unique_ptr<ShardedReplay> sharded;
+  exporter::PipelineStats ps;
+  capture::LiveStats source;  // files have no drops of their own
+  source.source = "replay";
   if (threads == 1) {
     Progress progress(opts.progress);
-    single = std::make_unique<parser::FlowTracker>(opts.tracker, on_record);
-    parser::FlowTracker& tracker = *single;
+    Pipeline pipeline(opts.tracker, on_record);
     ReadCaptures(
         opts, true, &read,
         [&](const std::string& path, const capture::FileSource* file, uint64_t packets) {
@@ -361,79 +380,36 @@ int RunReplay(const ReplayOptions& opts) {
             progress.Update(path, file->bytes_read(), file->file_size(), packets, records);
           }
         },
-        [&tracker](const parser::TcpSegment& seg, uint64_t ts_us, uint64_t /*index*/) {
-          tracker.OnSegment(seg, ts_us);
-        });
-    tracker.Finish();
+        [&pipeline](const capture::RawPacket& pkt, uint64_t /*index*/) { pipeline.OnPacket(pkt); });
+    pipeline.Finish();
     progress.Done();
-    trackers.push_back(single.get());
+    const parser::FlowTracker* trackers[] = {&pipeline.tracker()};
+    ps = CollectStats(source, pipeline.input(), trackers);
   } else {
     Progress progress(opts.progress, 1);
-    sharded = std::make_unique<ShardedReplay>(opts, threads);
-    sharded->Run(std::function<void(parser::SessionRecord &&)>(on_record),
-                 [&](const std::string& path, uint64_t done, uint64_t total, uint64_t packets) {
-                   if (total > 0) progress.Update(path, done, total, packets, records);
-                 });
+    ShardedReplay sharded(opts, threads);
+    sharded.Run(std::function<void(parser::SessionRecord &&)>(on_record),
+                [&](const std::string& path, uint64_t done, uint64_t total, uint64_t packets) {
+                  if (total > 0) progress.Update(path, done, total, packets, records);
+                });
     progress.Done();
-    read = sharded->totals();
-    for (size_t i = 0; i < sharded->size(); ++i) trackers.push_back(&sharded->tracker(i));
+    read = sharded.totals();
+    std::vector<const parser::FlowTracker*> trackers;
+    for (size_t i = 0; i < sharded.size(); ++i) trackers.push_back(&sharded.tracker(i));
+    ps = CollectStats(source, sharded.input(), trackers);
   }
   int rc = read.rc;
 
   if (table) table->Finish();
-  if (!output.Flush()) {
-    fmt::print(stderr, "pgtlsmon: writing {}: {}\n", opts.output.empty() ? "stdout" : opts.output,
-               std::strerror(errno));
+  bool written = output.Flush();
+  if (out_file) written = std::fclose(out_file.release()) == 0 && written;
+  if (!written) {
+    fmt::print(stderr, "pgtlsmon: writing {}: {}\n",
+               opts.output.empty() || opts.output == "-" ? "stdout" : opts.output,
+               std::strerror(output.error() != 0 ? output.error() : errno));
     rc = 1;
   }
-  // What was counted but not turned into records: for the metrics file and, when anything
-  // was lost or odd, one line on stderr (nothing is dropped silently).
-  exporter::PipelineStats ps;
-  {
-    exporter::CaptureSourceStats totals = read.source;
-    totals.source = "replay";
-    totals.skipped_packets = 0;
-    totals.skipped_bytes = 0;
-    ps.parse = read.decode;
-    uint64_t evictions[static_cast<size_t>(parser::EvictionReason::kCount)] = {};
-    for (const parser::FlowTracker* t : trackers) {
-      totals.skipped_packets += t->stats().skipped_segments;
-      totals.skipped_bytes += t->stats().skipped_bytes;
-      ps.parse.Merge(t->parse_stats());
-      ps.flows_active += t->active_flows();
-      for (size_t i = 0; i < static_cast<size_t>(parser::EvictionReason::kCount); ++i) {
-        evictions[i] += t->stats().evictions[i];
-      }
-    }
-    ps.sources.push_back(totals);
-    for (size_t i = 0; i < static_cast<size_t>(parser::EvictionReason::kCount); ++i) {
-      ps.evictions.emplace_back(parser::EvictionReasonName(static_cast<parser::EvictionReason>(i)),
-                                evictions[i]);
-    }
-  }
-  std::vector<std::string> notes;
-  for (size_t st = 0; st < static_cast<size_t>(parser::Stage::kCount); ++st) {
-    for (size_t re = 0; re < static_cast<size_t>(parser::Reason::kCount); ++re) {
-      if (const uint64_t n = ps.parse.counts[st][re]; n > 0) {
-        notes.push_back(fmt::format("{} {}/{}", n,
-                                    parser::StageName(static_cast<parser::Stage>(st)),
-                                    parser::ReasonName(static_cast<parser::Reason>(re))));
-      }
-    }
-  }
-  for (const auto& [reason, n] : ps.evictions) {
-    if (n > 0) notes.push_back(fmt::format("{} connections evicted ({})", n, reason));
-  }
-  if (read.caplen_over_len > 0) {
-    notes.push_back(fmt::format("{} records with caplen > len", read.caplen_over_len));
-  }
-  if (read.ts_backwards > 0) {
-    notes.push_back(fmt::format("{} timestamps going backwards", read.ts_backwards));
-  }
-  if (!notes.empty()) {
-    fmt::print(stderr, "pgtlsmon: input that could not be used (counted in the metrics): {}\n",
-               fmt::join(notes, ", "));
-  }
+  ReportUnused(ps, read);
   if (metrics) {
     metrics->SetStatsProvider([ps] { return ps; });
     if (auto st = metrics->WriteTextFile(opts.metrics_file); !st.ok()) {

@@ -9,17 +9,18 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
-#include <mutex>
+#include <optional>
+#include <span>
 #include <string>
 
 #include "CLI/CLI.hpp"
-#include "app/live_backend.h"
+#include "app/pipeline.h"
 #include "app/privileges.h"
+#include "capture/live_source.h"
 #include "exporter/http.h"
 #include "exporter/metrics.h"
 #include "exporter/record_json.h"
 #include "fmt/core.h"
-#include "parser/packet_decoder.h"
 
 namespace pgtlsmon::app {
 namespace {
@@ -134,6 +135,34 @@ void AddWatchFlags(CLI::App* cmd, WatchOptions* o) {
       ->capture_default_str();
 }
 
+namespace {
+
+// The live back end the flags ask for.
+absl::StatusOr<std::unique_ptr<capture::LiveSource>> OpenSource(const WatchOptions& opts,
+                                                                std::string* note) {
+  capture::LiveSourceConfig cfg;
+  cfg.interface = opts.interface;
+  cfg.backend = opts.capture;
+  cfg.ebpf_attach = opts.ebpf_attach;
+  cfg.ports = opts.tracker.ports;
+  cfg.any_port = opts.tracker.any_port;
+  cfg.buffer_bytes = static_cast<size_t>(opts.buffer_mib) << 20;
+  return capture::OpenLiveSource(cfg, note);
+}
+
+// What MarkDone takes: the tracker's connection key as the back end's flow tuple.
+capture::FlowTuple ToFlowTuple(const parser::FlowKey& key) {
+  const auto lo = std::span(key.lo_ip.bytes).first(key.lo_ip.is_v6 ? 16 : 4);
+  const auto hi = std::span(key.hi_ip.bytes).first(key.hi_ip.is_v6 ? 16 : 4);
+  return capture::FlowTuple::From(lo, key.lo_port, hi, key.hi_port);
+}
+
+int64_t SteadySeconds(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
 int RunWatch(WatchOptions opts) {
   // A malformed --listen is bad usage (exit 2), found before the capture is opened.
   if (auto st = exporter::HttpServer::CheckListenAddress(opts.listen); !st.ok()) {
@@ -150,12 +179,12 @@ int RunWatch(WatchOptions opts) {
   }
 
   std::string why_not_ebpf;
-  auto backend = OpenLiveBackend(opts, &why_not_ebpf);
-  if (!backend.ok()) {
-    Log(std::string(backend.status().message()));
+  auto opened = OpenSource(opts, &why_not_ebpf);
+  if (!opened.ok()) {
+    Log(std::string(opened.status().message()));
     return 1;
   }
-  LiveBackend& src = **backend;
+  capture::LiveSource& src = **opened;
   // The capture is open: capabilities are dropped before any thread starts, since they are per
   // thread and threads inherit them. Only the TC attach point keeps one,
   // CAP_NET_ADMIN to detach its filters (or remove the qdisc it added) at exit.
@@ -164,27 +193,17 @@ int RunWatch(WatchOptions opts) {
   Log(fmt::format("capturing on {} with {}", opts.interface, src.description()));
 
   exporter::Metrics::Options mo;
-  mo.capture = src.kind();
+  mo.capture = std::string(src.kind());
   mo.max_clients = opts.max_clients;
   exporter::Metrics metrics(mo);
 
   // What the scrape thread reads: a snapshot the capture loop refreshes every second.
-  std::mutex snap_mu;
-  exporter::PipelineStats snapshot;
-  metrics.SetStatsProvider([&] {
-    std::lock_guard<std::mutex> lock(snap_mu);
-    return snapshot;
-  });
-  std::atomic<int64_t> last_loop_s{0};
+  StatsSnapshot snapshot;
+  metrics.SetStatsProvider([&snapshot] { return snapshot.Get(); });
+  std::atomic<int64_t> last_loop_s{SteadySeconds(std::chrono::steady_clock::now())};
   auto healthy = [&] {
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::steady_clock::now().time_since_epoch())
-                         .count();
-    return now - last_loop_s.load() < 10;
+    return SteadySeconds(std::chrono::steady_clock::now()) - last_loop_s.load() < 10;
   };
-  last_loop_s = std::chrono::duration_cast<std::chrono::seconds>(
-                    std::chrono::steady_clock::now().time_since_epoch())
-                    .count();
   auto server = exporter::HttpServer::Start(opts.listen, metrics.collectable(), healthy);
   if (!server.ok()) {
     Log(std::string(server.status().message()));
@@ -195,69 +214,43 @@ int RunWatch(WatchOptions opts) {
       opts.listen.substr(0, opts.listen.rfind(':') + 1) + std::to_string((*server)->port());
   Log(fmt::format("serving /metrics and /healthz on {}", bound));
 
-  parser::FlowTracker tracker(opts.tracker, [&](parser::SessionRecord&& r) {
+  Pipeline pipeline(opts.tracker, [&](parser::SessionRecord&& r) {
     metrics.OnRecord(r);
     log.Write(r);
   });
-  tracker.set_on_final([&](const parser::FlowKey& key) { src.MarkDone(key); });
-
-  parser::ParseStats decode_stats;
-  exporter::CaptureSourceStats counted;
+  // A failure to mark a flow done only costs copies, never records.
+  pipeline.set_on_final([&](const parser::FlowKey& key) { (void)src.MarkDone(ToFlowTuple(key)); });
   auto refresh = [&] {
-    exporter::PipelineStats ps;
-    exporter::CaptureSourceStats cs = src.Stats();
-    cs.packets = counted.packets;
-    cs.bytes = counted.bytes;
-    cs.skipped_packets += tracker.stats().skipped_segments;
-    cs.skipped_bytes += tracker.stats().skipped_bytes;
-    ps.sources.push_back(std::move(cs));
-    ps.parse = tracker.parse_stats();
-    ps.parse.Merge(decode_stats);
-    ps.flows_active = tracker.active_flows();
-    if (log.enabled()) ps.session_log_errors = log.errors();
-    for (size_t i = 0; i < static_cast<size_t>(parser::EvictionReason::kCount); ++i) {
-      ps.evictions.emplace_back(parser::EvictionReasonName(static_cast<parser::EvictionReason>(i)),
-                                tracker.stats().evictions[i]);
-    }
-    std::lock_guard<std::mutex> lock(snap_mu);
-    snapshot = std::move(ps);
+    const parser::FlowTracker* trackers[] = {&pipeline.tracker()};
+    snapshot.Publish(CollectStats(src.Counters(), pipeline.input(), trackers,
+                                  log.enabled() ? std::optional(log.errors()) : std::nullopt));
   };
   refresh();
 
   int rc = 0;
   auto next_housekeeping = std::chrono::steady_clock::now();
   capture::RawPacket pkt;
-  parser::TcpSegment seg;
-  auto process = [&] {
-    ++counted.packets;
-    counted.bytes += pkt.caplen;
-    if (parser::DecodeTcpSegment(pkt.linktype, pkt.data, &seg, &decode_stats) ==
-        parser::ParseResult::kOk) {
-      tracker.OnSegment(seg, pkt.ts_ns / 1000);
-    }
-  };
   while (!g_stop.load()) {
-    auto got = src.Next(&pkt, 200);
+    auto got = src.NextWithTimeout(&pkt, 200);
     if (!got.ok()) {
       Log(std::string(got.status().message()));
       rc = 1;
       break;
     }
     if (*got) {
-      process();
-      if ((counted.packets & 1023) != 0) continue;  // look at the clock now and then
+      pipeline.OnPacket(pkt);
+      if ((pipeline.input().packets & 1023) != 0) continue;  // look at the clock now and then
     }
     const auto now = std::chrono::steady_clock::now();
     if (now >= next_housekeeping) {
       next_housekeeping =
           now + std::chrono::milliseconds(static_cast<int64_t>(opts.stats_interval_s * 1000));
-      tracker.ExpireIdle(NowUs());
+      pipeline.ExpireIdle(NowUs());
       refresh();
       log.Flush();
       // A failed SIGHUP reopen is retried quietly once per housekeeping.
       if (log.Stale() && log.Reopen().ok()) Log("session log reopened");
-      last_loop_s =
-          std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+      last_loop_s = SteadySeconds(now);
     }
     if (g_reopen.exchange(false)) {
       log.Flush();
@@ -275,16 +268,16 @@ int RunWatch(WatchOptions opts) {
     const auto drain_until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     const int quiet_ms = src.max_delivery_delay_ms() + 20;
     while (std::chrono::steady_clock::now() < drain_until) {
-      auto got = src.Next(&pkt, quiet_ms);
+      auto got = src.NextWithTimeout(&pkt, quiet_ms);
       if (!got.ok() || !*got) break;
-      process();
+      pipeline.OnPacket(pkt);
     }
   }
   // Connections still open get their records, the log is flushed.
-  tracker.Finish();
+  pipeline.Finish();
   refresh();
   log.Flush();
-  Log(fmt::format("stopped after {} packets", counted.packets));
+  Log(fmt::format("stopped after {} packets", pipeline.input().packets));
   return rc;
 }
 

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <optional>
 #include <string>
 #include <utility>
 
@@ -24,9 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstdarg>
 #include <cstdio>
-#include <fstream>
 #include <mutex>
 
 #include "capture.skel.h"
@@ -34,64 +31,18 @@
 
 namespace pgtlsmon::capture {
 
-FlowTuple FlowTuple::From(std::span<const uint8_t> saddr, uint16_t sport,
-                          std::span<const uint8_t> daddr, uint16_t dport) {
-  auto to16 = [](std::span<const uint8_t> a) {
-    std::array<uint8_t, 16> out{};
-    if (a.size() == 16) {
-      std::copy(a.begin(), a.end(), out.begin());
-    } else if (a.size() == 4) {
-      out[10] = 0xff;
-      out[11] = 0xff;
-      std::copy(a.begin(), a.end(), out.begin() + 12);
-    }
-    return out;
-  };
-  FlowTuple t;
-  t.saddr = to16(saddr);
-  t.daddr = to16(daddr);
-  t.sport = sport;
-  t.dport = dport;
-  return t;
-}
-
-// Mirrors pgtls_flow_key_init (bpf/parse_helpers.h): the smaller (address, port) is "lo".
-abi::pgtls_flow_key BpfSource::MakeKey(const FlowTuple& flow) {
-  const int c = std::memcmp(flow.saddr.data(), flow.daddr.data(), 16);
-  const bool src_is_lo = c < 0 || (c == 0 && flow.sport <= flow.dport);
-  abi::pgtls_flow_key key{};
-  const auto& lo = src_is_lo ? flow.saddr : flow.daddr;
-  const auto& hi = src_is_lo ? flow.daddr : flow.saddr;
-  std::copy(lo.begin(), lo.end(), std::begin(key.addr_lo));
-  std::copy(hi.begin(), hi.end(), std::begin(key.addr_hi));
-  key.port_lo = src_is_lo ? flow.sport : flow.dport;
-  key.port_hi = src_is_lo ? flow.dport : flow.sport;
-  return key;
-}
-
 #ifndef PGTLS_HAVE_BPF
 
 struct BpfSource::Impl {};
-BpfSource::BpfSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+BpfSource::BpfSource(std::unique_ptr<Impl> impl, const BpfConfig& cfg)
+    : EbpfSource(cfg.interface), impl_(std::move(impl)), block_timeout_ms_(cfg.block_timeout_ms) {}
 BpfSource::~BpfSource() = default;
 absl::StatusOr<std::unique_ptr<BpfSource>> BpfSource::Create(const BpfConfig&) {
   return absl::UnimplementedError("eBPF capture: pgtlsmon was built without it (PGTLS_BUILD_BPF)");
 }
-absl::StatusOr<bool> BpfSource::Next(RawPacket*) { return false; }
 absl::StatusOr<bool> BpfSource::NextWithTimeout(RawPacket*, int) { return false; }
 int BpfSource::fd() const { return -1; }
-absl::Status BpfSource::MarkDone(const FlowTuple&) { return absl::UnimplementedError("no eBPF"); }
-absl::StatusOr<abi::pgtls_flow_value> BpfSource::LookupFlow(const FlowTuple&) const {
-  return absl::UnimplementedError("no eBPF");
-}
 absl::StatusOr<BpfStats> BpfSource::Stats() { return absl::UnimplementedError("no eBPF"); }
-namespace bpf_maps {
-absl::Status MarkDone(int, const FlowTuple&) { return absl::UnimplementedError("no eBPF"); }
-absl::StatusOr<abi::pgtls_flow_value> LookupFlow(int, const FlowTuple&) {
-  return absl::UnimplementedError("no eBPF");
-}
-absl::Status ReadCounters(int, int, BpfStats*) { return absl::UnimplementedError("no eBPF"); }
-}  // namespace bpf_maps
 
 #else  // PGTLS_HAVE_BPF
 
@@ -104,62 +55,9 @@ using SkelPtr = std::unique_ptr<capture_bpf, SkelDeleter>;
 
 constexpr uint32_t kMinBlockBytes = uint32_t{1} << 20;
 constexpr uint32_t kFrameBytes = 2048;  // V3 packs frames by size; this only fixes tp_frame_nr
-constexpr int kStopPollMs = 100;
+constexpr absl::string_view kErr = "eBPF capture";
 
-absl::Status Errno(int err, const std::string& what) {
-  return absl::ErrnoToStatus(err, absl::StrCat("eBPF capture: ", what));
-}
-
-// What loading the program needs: CAP_BPF (bpf() itself, maps) and CAP_PERFMON (without it
-// the verifier refuses the program's stack pointer arithmetic: "pointer arithmetic ...
-// prohibited for !root"), or CAP_SYS_ADMIN for both.
-std::string MissingLoadCaps() { return bpf_maps::MissingCapabilities(false); }
-
-// libbpf's messages while loading, held back so that a plain lack of privilege is reported in
-// one line instead of libbpf's probe errors and a verifier log.
-std::string* g_libbpf_log = nullptr;
-
-int BufferLibbpf(enum libbpf_print_level level, const char* fmt, va_list ap) {
-  if (level == LIBBPF_DEBUG || g_libbpf_log == nullptr) return 0;
-  va_list ap2;
-  va_copy(ap2, ap);
-  const int n = std::vsnprintf(nullptr, 0, fmt, ap2);  // the verifier log can be long
-  va_end(ap2);
-  if (n <= 0) return n;
-  const size_t at = g_libbpf_log->size();
-  g_libbpf_log->resize(at + static_cast<size_t>(n) + 1);
-  std::vsnprintf(g_libbpf_log->data() + at, static_cast<size_t>(n) + 1, fmt, ap);
-  g_libbpf_log->resize(at + static_cast<size_t>(n));  // libbpf's text has its "libbpf: " prefix
-  return n;
-}
-
-// A BPF load failure, with the privilege or kernel feature that is most likely missing.
-absl::Status LoadError(int err) {
-  if (err == EPERM || err == EACCES) {
-    if (std::string missing = MissingLoadCaps(); !missing.empty()) {
-      return Errno(err, absl::StrCat("loading the socket filter needs CAP_BPF and CAP_PERFMON "
-                                     "(or CAP_SYS_ADMIN); this process lacks ",
-                                     missing, " (run as root or grant capabilities)"));
-    }
-  }
-  switch (err) {
-    case EPERM:
-    case EACCES:
-      return Errno(err,
-                   "loading the socket filter was refused although CAP_BPF and CAP_PERFMON are "
-                   "present: the verifier rejected the program (see the libbpf log above), or "
-                   "a security module denies bpf()");
-    case EINVAL:
-    case E2BIG:
-    case ENOTSUP:
-    case ENOSYS:
-      return Errno(err,
-                   "the kernel rejected the program or its maps (needs Linux >= 5.x with BPF "
-                   "LRU hash and per-CPU maps; see the libbpf log above)");
-    default:
-      return Errno(err, "loading the BPF object");
-  }
-}
+absl::Status Errno(int err, const std::string& what) { return bpf_load::Errno(kErr, err, what); }
 
 uint32_t RoundUpPow2(uint64_t v) {
   uint64_t p = 1;
@@ -237,21 +135,15 @@ struct BpfSource::Impl {
   }
 };
 
-BpfSource::BpfSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+BpfSource::BpfSource(std::unique_ptr<Impl> impl, const BpfConfig& cfg)
+    : EbpfSource(cfg.interface), impl_(std::move(impl)), block_timeout_ms_(cfg.block_timeout_ms) {
+  SetMaps(bpf_map__fd(impl_->skel->maps.flows_lru), bpf_map__fd(impl_->skel->maps.stats_pcpu),
+          bpf_map__fd(impl_->skel->maps.drops_pcpu));
+}
 BpfSource::~BpfSource() = default;  // socket closed before the skeleton: Impl member order
 
 absl::StatusOr<std::unique_ptr<BpfSource>> BpfSource::Create(const BpfConfig& cfg) {
-  if (cfg.ports.size() > PGTLS_MAX_PORTS) {
-    return absl::InvalidArgumentError(absl::StrCat("eBPF capture: at most ", PGTLS_MAX_PORTS,
-                                                   " ports (got ", cfg.ports.size(),
-                                                   "); use --ports any"));
-  }
-  if (cfg.ports.empty() && !cfg.any_port) {
-    return absl::InvalidArgumentError("eBPF capture: no ports to monitor");
-  }
-  if (cfg.per_dir_cap == 0 || cfg.per_dir_cap > (uint32_t{16} << 20)) {
-    return absl::InvalidArgumentError("eBPF capture: per-direction cap must be 1..16 MiB");
-  }
+  if (absl::Status st = bpf_load::CheckConfig(cfg); !st.ok()) return st;
   unsigned ifindex = 0;
   if (cfg.interface != "any" && !cfg.interface.empty()) {
     ifindex = if_nametoindex(cfg.interface.c_str());
@@ -261,43 +153,24 @@ absl::StatusOr<std::unique_ptr<BpfSource>> BpfSource::Create(const BpfConfig& cf
   }
 
   // libbpf's messages go to stderr, unless the failure is a plain lack of privilege.
-  std::string libbpf_log;
-  g_libbpf_log = &libbpf_log;
-  const libbpf_print_fn_t old_print = libbpf_set_print(BufferLibbpf);
-  struct RestorePrint {
-    std::string* log;
-    libbpf_print_fn_t old;
-    bool quiet = false;
-    ~RestorePrint() {
-      libbpf_set_print(old);
-      g_libbpf_log = nullptr;
-      if (!quiet) std::fputs(log->c_str(), stderr);
-    }
-  } restore{&libbpf_log, old_print};
-
+  bpf_load::LibbpfLog libbpf_log;
   auto impl = std::make_unique<Impl>();
   impl->skel.reset(capture_bpf__open());
   if (!impl->skel) return Errno(errno, "opening the BPF skeleton (capture_bpf__open)");
-  auto* ro = impl->skel->rodata;
-  if (ro->cfg_abi_version != PGTLS_ABI_VERSION) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("eBPF capture: BPF object ABI version ", ro->cfg_abi_version,
-                     " but user space expects ", PGTLS_ABI_VERSION, " (stale build?)"));
-  }
-  for (size_t i = 0; i < PGTLS_MAX_PORTS; ++i) {
-    ro->cfg_ports[i] = i < cfg.ports.size() ? cfg.ports[i] : 0;
-  }
-  ro->cfg_nports = static_cast<uint32_t>(cfg.ports.size());
-  ro->cfg_any_port = cfg.any_port ? 1 : 0;
-  ro->cfg_per_dir_cap = cfg.per_dir_cap;
+  if (absl::Status st = bpf_load::Configure(impl->skel->rodata, cfg); !st.ok()) return st;
   if (int err = bpf_map__set_max_entries(impl->skel->maps.flows_lru,
                                          std::max<uint32_t>(cfg.flow_entries, 16));
       err != 0) {
     return Errno(-err, "sizing the flow map");
   }
   if (int err = capture_bpf__load(impl->skel.get()); err != 0) {
-    restore.quiet = (-err == EPERM || -err == EACCES) && !MissingLoadCaps().empty();
-    return LoadError(-err);
+    // What loading needs: CAP_BPF (bpf() itself, maps) and CAP_PERFMON (without it the
+    // verifier refuses the program's stack pointer arithmetic: "pointer arithmetic ...
+    // prohibited for !root"), or CAP_SYS_ADMIN for both.
+    if ((-err == EPERM || -err == EACCES) && !bpf_maps::MissingCapabilities(false).empty()) {
+      libbpf_log.Quiet();
+    }
+    return bpf_load::LoadError(kErr, -err, "loading the socket filter", false);
   }
 
   // Socket with protocol 0 sees nothing until bind(): filter and ring are in place first.
@@ -346,18 +219,10 @@ absl::StatusOr<std::unique_ptr<BpfSource>> BpfSource::Create(const BpfConfig& cf
   if (bind(s, reinterpret_cast<const sockaddr*>(&sll), sizeof(sll)) != 0) {
     return Errno(errno, absl::StrCat("bind to interface ", cfg.interface));
   }
-  return std::unique_ptr<BpfSource>(new BpfSource(std::move(impl)));
+  return std::unique_ptr<BpfSource>(new BpfSource(std::move(impl), cfg));
 }
 
 int BpfSource::fd() const { return impl_->sock.get(); }
-
-absl::StatusOr<bool> BpfSource::Next(RawPacket* pkt) {
-  while (!stop_.load(std::memory_order_relaxed)) {
-    auto r = NextWithTimeout(pkt, kStopPollMs);
-    if (!r.ok() || *r) return r;
-  }
-  return false;
-}
 
 absl::StatusOr<bool> BpfSource::NextWithTimeout(RawPacket* pkt, int timeout_ms) {
   Impl& im = *impl_;
@@ -407,106 +272,9 @@ absl::StatusOr<bool> BpfSource::NextWithTimeout(RawPacket* pkt, int timeout_ms) 
   }
 }
 
-namespace bpf_maps {
-
-std::string MissingCapabilities(bool net_admin) {
-  constexpr int kCapNetAdmin = 12, kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  std::optional<uint64_t> eff;
-  while (std::getline(in, line)) {
-    if (line.rfind("CapEff:", 0) == 0) eff = std::stoull(line.substr(7), nullptr, 16);
-  }
-  if (!eff || (*eff >> kCapSysAdmin & 1) != 0) return "";
-  std::string missing;
-  for (auto [cap, name] : {std::pair{kCapBpf, "CAP_BPF"}, std::pair{kCapPerfmon, "CAP_PERFMON"},
-                           std::pair{kCapNetAdmin, "CAP_NET_ADMIN"}}) {
-    if (cap == kCapNetAdmin && !net_admin) continue;
-    if ((*eff >> cap & 1) == 0) absl::StrAppend(&missing, missing.empty() ? "" : " and ", name);
-  }
-  return missing;
-}
-
-absl::Status MarkDone(int map_fd, const FlowTuple& flow) {
-  const abi::pgtls_flow_key key = BpfSource::MakeKey(flow);
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    abi::pgtls_flow_value v{};
-    if (bpf_map_lookup_elem(map_fd, &key, &v) == 0) {
-      if (v.state == abi::PGTLS_FLOW_DONE) return absl::OkStatus();
-      v.state = abi::PGTLS_FLOW_DONE;
-      if (bpf_map_update_elem(map_fd, &key, &v, BPF_EXIST) == 0) return absl::OkStatus();
-    } else {
-      v.state = abi::PGTLS_FLOW_DONE;  // evicted or never seen: remember it as done
-      if (bpf_map_update_elem(map_fd, &key, &v, BPF_NOEXIST) == 0) return absl::OkStatus();
-    }
-    if (errno != ENOENT && errno != EEXIST) break;  // else raced with the kernel: retry
-  }
-  return Errno(errno, "marking a flow done in the flow map");
-}
-
-absl::StatusOr<abi::pgtls_flow_value> LookupFlow(int map_fd, const FlowTuple& flow) {
-  const abi::pgtls_flow_key key = BpfSource::MakeKey(flow);
-  abi::pgtls_flow_value v{};
-  if (bpf_map_lookup_elem(map_fd, &key, &v) != 0) {
-    if (errno == ENOENT) return absl::NotFoundError("eBPF capture: flow not in the flow map");
-    return Errno(errno, "flow map lookup");
-  }
-  return v;
-}
-
-namespace {
-
-// Sums each slot of a per-CPU array of __u64.
-absl::Status SumPerCpu(int map_fd, const char* name, std::span<uint64_t> out) {
-  const int ncpu = libbpf_num_possible_cpus();
-  if (ncpu <= 0) return Errno(-ncpu, "counting possible CPUs");
-  std::vector<uint64_t> vals(static_cast<size_t>(ncpu));
-  for (uint32_t i = 0; i < out.size(); ++i) {
-    if (bpf_map_lookup_elem(map_fd, &i, vals.data()) != 0) {
-      return Errno(errno, absl::StrCat("reading per-CPU map ", name));
-    }
-    uint64_t sum = 0;
-    for (uint64_t v : vals) sum += v;
-    out[i] = sum;
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-absl::Status ReadCounters(int stats_fd, int drops_fd, BpfStats* out) {
-  std::array<uint64_t, abi::kNumStats> st{};
-  if (auto s = SumPerCpu(stats_fd, "stats_pcpu", st); !s.ok()) return s;
-  if (auto s = SumPerCpu(drops_fd, "drops_pcpu", out->drops); !s.ok()) return s;
-  out->packets_seen = st[abi::PGTLS_STAT_PKTS_SEEN];
-  out->bytes_seen = st[abi::PGTLS_STAT_BYTES_SEEN];
-  out->packets_passed = st[abi::PGTLS_STAT_PKTS_PASSED];
-  out->bytes_passed = st[abi::PGTLS_STAT_BYTES_PASSED];
-  out->packets_skipped = st[abi::PGTLS_STAT_PKTS_SKIPPED];
-  out->bytes_skipped = st[abi::PGTLS_STAT_BYTES_SKIPPED];
-  out->packets_cut = st[abi::PGTLS_STAT_PKTS_CUT];
-  out->packets_ignored = st[abi::PGTLS_STAT_PKTS_IGNORED];
-  out->flows_created = st[abi::PGTLS_STAT_FLOWS_CREATED];
-  return absl::OkStatus();
-}
-
-}  // namespace bpf_maps
-
-absl::Status BpfSource::MarkDone(const FlowTuple& flow) {
-  return bpf_maps::MarkDone(bpf_map__fd(impl_->skel->maps.flows_lru), flow);
-}
-
-absl::StatusOr<abi::pgtls_flow_value> BpfSource::LookupFlow(const FlowTuple& flow) const {
-  return bpf_maps::LookupFlow(bpf_map__fd(impl_->skel->maps.flows_lru), flow);
-}
-
 absl::StatusOr<BpfStats> BpfSource::Stats() {
   BpfStats out;
-  if (auto s = bpf_maps::ReadCounters(bpf_map__fd(impl_->skel->maps.stats_pcpu),
-                                      bpf_map__fd(impl_->skel->maps.drops_pcpu), &out);
-      !s.ok()) {
-    return s;
-  }
+  if (auto s = ReadKernelCounters(&out); !s.ok()) return s;
   out.polls = impl_->polls.load(std::memory_order_relaxed);
   out.wakeups = impl_->wakeups.load(std::memory_order_relaxed);
 

@@ -13,6 +13,7 @@
 #ifdef PGTLS_HAVE_BPF
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/capability.h>
 #include <net/if.h>
 #include <sys/epoll.h>
 #include <time.h>
@@ -20,8 +21,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <optional>
 
 #include "capture_tc.skel.h"
 #endif
@@ -31,18 +30,16 @@ namespace pgtlsmon::capture {
 #ifndef PGTLS_HAVE_BPF
 
 struct BpfTcSource::Impl {};
-BpfTcSource::BpfTcSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+BpfTcSource::BpfTcSource(std::unique_ptr<Impl> impl, const BpfTcConfig& cfg)
+    : EbpfSource(cfg.interface), impl_(std::move(impl)), poll_ms_(cfg.poll_ms) {}
 BpfTcSource::~BpfTcSource() = default;
 absl::StatusOr<std::unique_ptr<BpfTcSource>> BpfTcSource::Create(const BpfTcConfig&) {
   return absl::UnimplementedError("eBPF capture: pgtlsmon was built without it (PGTLS_BUILD_BPF)");
 }
-absl::StatusOr<bool> BpfTcSource::Next(RawPacket*) { return false; }
 absl::StatusOr<bool> BpfTcSource::NextWithTimeout(RawPacket*, int) { return false; }
-absl::Status BpfTcSource::MarkDone(const FlowTuple&) { return absl::UnimplementedError("no eBPF"); }
-absl::StatusOr<abi::pgtls_flow_value> BpfTcSource::LookupFlow(const FlowTuple&) const {
-  return absl::UnimplementedError("no eBPF");
-}
 absl::StatusOr<BpfStats> BpfTcSource::Stats() { return absl::UnimplementedError("no eBPF"); }
+std::string BpfTcSource::description() const { return "ebpf (tc)"; }
+std::vector<int> BpfTcSource::caps_to_keep() const { return {}; }
 bool BpfTcSource::created_qdisc() const { return false; }
 int BpfTcSource::ingress_prog_fd() const { return -1; }
 int BpfTcSource::egress_prog_fd() const { return -1; }
@@ -58,30 +55,13 @@ struct RingDeleter {
   void operator()(ring_buffer* r) const { ring_buffer__free(r); }
 };
 
-constexpr int kStopPollMs = 100;
 // Records read from the ring are copied into a batch (ring_buffer__consume hands each one to a
 // callback and releases it on return); reading stops once a batch holds this much.
 constexpr size_t kMaxBatchBytes = size_t{4} << 20;
 
-absl::Status Errno(int err, const std::string& what) {
-  return absl::ErrnoToStatus(err, absl::StrCat("eBPF capture (tc): ", what));
-}
+constexpr absl::string_view kErr = "eBPF capture (tc)";
 
-// What loading and attaching a TC program needs: CAP_BPF (bpf(), maps), CAP_PERFMON (the
-// verifier's pointer arithmetic), CAP_NET_ADMIN (a SCHED_CLS program, the qdisc and filters).
-std::string MissingCaps() { return bpf_maps::MissingCapabilities(true); }
-
-absl::Status PrivError(int err, const std::string& what) {
-  if (std::string missing = MissingCaps(); !missing.empty()) {
-    return Errno(err, absl::StrCat(what, " needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (or ",
-                                   "CAP_SYS_ADMIN); this process lacks ", missing,
-                                   " (run as root or grant capabilities)"));
-  }
-  return Errno(err, what);
-}
-
-// libbpf's messages are dropped while loading when the failure is a plain lack of privilege.
-int QuietLibbpf(enum libbpf_print_level, const char*, va_list) { return 0; }
+absl::Status Errno(int err, const std::string& what) { return bpf_load::Errno(kErr, err, what); }
 
 uint64_t RoundUpPow2(uint64_t v) {
   uint64_t p = 4096;
@@ -158,7 +138,11 @@ struct BpfTcSource::Impl {
   }
 };
 
-BpfTcSource::BpfTcSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+BpfTcSource::BpfTcSource(std::unique_ptr<Impl> impl, const BpfTcConfig& cfg)
+    : EbpfSource(cfg.interface), impl_(std::move(impl)), poll_ms_(cfg.poll_ms) {
+  SetMaps(bpf_map__fd(impl_->skel->maps.flows_lru), bpf_map__fd(impl_->skel->maps.stats_pcpu),
+          bpf_map__fd(impl_->skel->maps.drops_pcpu));
+}
 BpfTcSource::~BpfTcSource() = default;
 
 absl::StatusOr<std::unique_ptr<BpfTcSource>> BpfTcSource::Create(const BpfTcConfig& cfg) {
@@ -167,17 +151,7 @@ absl::StatusOr<std::unique_ptr<BpfTcSource>> BpfTcSource::Create(const BpfTcConf
         "eBPF capture (tc): a TC program attaches to one interface; 'any' needs the socket "
         "filter (--ebpf-attach socket) or one watcher per interface");
   }
-  if (cfg.ports.size() > PGTLS_MAX_PORTS) {
-    return absl::InvalidArgumentError(absl::StrCat("eBPF capture: at most ", PGTLS_MAX_PORTS,
-                                                   " ports (got ", cfg.ports.size(),
-                                                   "); use --ports any"));
-  }
-  if (cfg.ports.empty() && !cfg.any_port) {
-    return absl::InvalidArgumentError("eBPF capture: no ports to monitor");
-  }
-  if (cfg.per_dir_cap == 0 || cfg.per_dir_cap > (uint32_t{16} << 20)) {
-    return absl::InvalidArgumentError("eBPF capture: per-direction cap must be 1..16 MiB");
-  }
+  if (absl::Status st = bpf_load::CheckConfig(cfg); !st.ok()) return st;
   const unsigned ifindex = if_nametoindex(cfg.interface.c_str());
   if (ifindex == 0) return Errno(errno, absl::StrCat("interface ", cfg.interface));
 
@@ -186,19 +160,8 @@ absl::StatusOr<std::unique_ptr<BpfTcSource>> BpfTcSource::Create(const BpfTcConf
   impl->poll_ms = std::max<uint32_t>(cfg.poll_ms, 1);
   impl->skel.reset(capture_tc_bpf__open());
   if (!impl->skel) return Errno(errno, "opening the BPF skeleton (capture_tc_bpf__open)");
-  auto* ro = impl->skel->rodata;
-  if (ro->cfg_abi_version != PGTLS_ABI_VERSION) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("eBPF capture: BPF object ABI version ", ro->cfg_abi_version,
-                     " but user space expects ", PGTLS_ABI_VERSION, " (stale build?)"));
-  }
-  for (size_t i = 0; i < PGTLS_MAX_PORTS; ++i) {
-    ro->cfg_ports[i] = i < cfg.ports.size() ? cfg.ports[i] : 0;
-  }
-  ro->cfg_nports = static_cast<uint32_t>(cfg.ports.size());
-  ro->cfg_any_port = cfg.any_port ? 1 : 0;
-  ro->cfg_per_dir_cap = cfg.per_dir_cap;
-  ro->cfg_wakeup_bytes = cfg.wakeup_bytes;
+  if (absl::Status st = bpf_load::Configure(impl->skel->rodata, cfg); !st.ok()) return st;
+  impl->skel->rodata->cfg_wakeup_bytes = cfg.wakeup_bytes;
   const int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return Errno(-ncpu, "counting possible CPUs");
   int err = bpf_map__set_max_entries(impl->skel->maps.flows_lru,
@@ -210,13 +173,15 @@ absl::StatusOr<std::unique_ptr<BpfTcSource>> BpfTcSource::Create(const BpfTcConf
   }
   if (err != 0) return Errno(-err, "sizing the BPF maps");
 
-  const bool unprivileged = !MissingCaps().empty();
-  const libbpf_print_fn_t old_print = unprivileged ? libbpf_set_print(QuietLibbpf) : nullptr;
-  err = capture_tc_bpf__load(impl->skel.get());
-  if (unprivileged) libbpf_set_print(old_print);
-  if (err != 0) {
-    if (-err == EPERM || -err == EACCES) return PrivError(-err, "loading the TC program");
-    return Errno(-err, "loading the TC program (see the libbpf log above)");
+  {
+    // libbpf's messages go to stderr, unless the failure is a plain lack of privilege.
+    bpf_load::LibbpfLog libbpf_log;
+    if (err = capture_tc_bpf__load(impl->skel.get()); err != 0) {
+      if ((-err == EPERM || -err == EACCES) && !bpf_maps::MissingCapabilities(true).empty()) {
+        libbpf_log.Quiet();
+      }
+      return bpf_load::LoadError(kErr, -err, "loading the TC program", true);
+    }
   }
 
   impl->hook.sz = sizeof(impl->hook);
@@ -224,9 +189,8 @@ absl::StatusOr<std::unique_ptr<BpfTcSource>> BpfTcSource::Create(const BpfTcConf
   impl->hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
   err = bpf_tc_hook_create(&impl->hook);
   if (err != 0 && err != -EEXIST) {
-    if (-err == EPERM)
-      return PrivError(-err, absl::StrCat("adding a clsact qdisc to ", cfg.interface));
-    return Errno(-err, absl::StrCat("adding a clsact qdisc to ", cfg.interface));
+    const std::string what = absl::StrCat("adding a clsact qdisc to ", cfg.interface);
+    return -err == EPERM ? bpf_load::LoadError(kErr, -err, what, true) : Errno(-err, what);
   }
   impl->created_qdisc = err == 0;
   impl->hook_valid = true;  // from here on ~Impl undoes what was done
@@ -250,7 +214,7 @@ absl::StatusOr<std::unique_ptr<BpfTcSource>> BpfTcSource::Create(const BpfTcConf
   if (!impl->ring) return Errno(errno, "ring_buffer__new");
   impl->batch.reserve(size_t{1} << 20);
   impl->mono_to_real_ns = NowNs(CLOCK_REALTIME) - NowNs(CLOCK_MONOTONIC);
-  return std::unique_ptr<BpfTcSource>(new BpfTcSource(std::move(impl)));
+  return std::unique_ptr<BpfTcSource>(new BpfTcSource(std::move(impl), cfg));
 }
 
 bool BpfTcSource::created_qdisc() const { return impl_->created_qdisc; }
@@ -261,13 +225,12 @@ int BpfTcSource::egress_prog_fd() const {
   return bpf_program__fd(impl_->skel->progs.pgtls_tc_egress);
 }
 
-absl::StatusOr<bool> BpfTcSource::Next(RawPacket* pkt) {
-  while (!stop_.load(std::memory_order_relaxed)) {
-    auto r = NextWithTimeout(pkt, kStopPollMs);
-    if (!r.ok() || *r) return r;
-  }
-  return false;
+std::string BpfTcSource::description() const {
+  return impl_->created_qdisc ? "ebpf (tc, clsact qdisc added)"
+                              : "ebpf (tc, on the existing clsact qdisc)";
 }
+
+std::vector<int> BpfTcSource::caps_to_keep() const { return {CAP_NET_ADMIN}; }
 
 absl::StatusOr<bool> BpfTcSource::NextWithTimeout(RawPacket* pkt, int timeout_ms) {
   Impl& im = *impl_;
@@ -308,25 +271,13 @@ absl::StatusOr<bool> BpfTcSource::NextWithTimeout(RawPacket* pkt, int timeout_ms
     if (got < 0 && errno != EINTR) return Errno(errno, "epoll_wait on the BPF ring buffer");
     im.polls.fetch_add(1, std::memory_order_relaxed);
     if (got > 0) im.wakeups.fetch_add(1, std::memory_order_relaxed);
-    if (stop_.load(std::memory_order_relaxed)) return false;
+    if (stop_requested()) return false;
   }
-}
-
-absl::Status BpfTcSource::MarkDone(const FlowTuple& flow) {
-  return bpf_maps::MarkDone(bpf_map__fd(impl_->skel->maps.flows_lru), flow);
-}
-
-absl::StatusOr<abi::pgtls_flow_value> BpfTcSource::LookupFlow(const FlowTuple& flow) const {
-  return bpf_maps::LookupFlow(bpf_map__fd(impl_->skel->maps.flows_lru), flow);
 }
 
 absl::StatusOr<BpfStats> BpfTcSource::Stats() {
   BpfStats out;
-  if (auto s = bpf_maps::ReadCounters(bpf_map__fd(impl_->skel->maps.stats_pcpu),
-                                      bpf_map__fd(impl_->skel->maps.drops_pcpu), &out);
-      !s.ok()) {
-    return s;
-  }
+  if (auto s = ReadKernelCounters(&out); !s.ok()) return s;
   out.ring_packets = impl_->records.load(std::memory_order_relaxed);
   out.ring_drops = out.drops[abi::PGTLS_DROP_RINGBUF_FULL];
   out.polls = impl_->polls.load(std::memory_order_relaxed);

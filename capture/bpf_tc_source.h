@@ -22,8 +22,6 @@
 // needing CAP_NET_ADMIN to detach at exit: app/watch.cc keeps that one capability.
 #pragma once
 
-#include <atomic>
-#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -31,24 +29,18 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "capture/bpf_abi.h"
-#include "capture/bpf_source.h"
-#include "capture/packet_source.h"
+#include "capture/bpf_common.h"
 
 namespace pgtlsmon::capture {
 
-struct BpfTcConfig {
-  std::string interface;                 // one interface; "any" is refused
-  std::vector<uint16_t> ports = {5432};  // at most PGTLS_MAX_PORTS (8)
-  bool any_port = false;
-  uint32_t per_dir_cap = PGTLS_DEFAULT_PER_DIR_CAP;
-  uint32_t flow_entries = PGTLS_DEFAULT_FLOW_ENTRIES;
-  size_t ring_bytes = size_t{8} << 20;  // BPF ring buffer, rounded up to a power of two
+struct BpfTcConfig : EbpfConfig {
+  // interface: one interface; "any" is refused. ring_bytes: the BPF ring buffer, rounded up to
+  // a power of two.
   uint32_t wakeup_bytes = PGTLS_DEFAULT_WAKEUP_BYTES;  // forced wake-up at this backlog
   uint32_t poll_ms = 10;  // the longest a record waits in the ring without a wake-up
 };
 
-class BpfTcSource final : public PacketSource {
+class BpfTcSource final : public EbpfSource {
  public:
   static absl::StatusOr<std::unique_ptr<BpfTcSource>> Create(const BpfTcConfig& cfg);
   // Detaches the filters, or removes the clsact qdisc if Create() added it.
@@ -56,16 +48,14 @@ class BpfTcSource final : public PacketSource {
   BpfTcSource(const BpfTcSource&) = delete;
   BpfTcSource& operator=(const BpfTcSource&) = delete;
 
-  absl::StatusOr<bool> Next(RawPacket* pkt) override;
-  // As Next, but returns false after timeout_ms (0: do not wait; -1: wait forever).
-  absl::StatusOr<bool> NextWithTimeout(RawPacket* pkt, int timeout_ms);
-  void RequestStop() { stop_.store(true, std::memory_order_relaxed); }
-
-  absl::Status MarkDone(const FlowTuple& flow);
-  absl::StatusOr<abi::pgtls_flow_value> LookupFlow(const FlowTuple& flow) const;
+  absl::StatusOr<bool> NextWithTimeout(RawPacket* pkt, int timeout_ms) override;
+  std::string description() const override;
+  // The filters (or the clsact qdisc pgtlsmon added) are removed at exit: CAP_NET_ADMIN.
+  std::vector<int> caps_to_keep() const override;
+  int max_delivery_delay_ms() const override { return static_cast<int>(poll_ms_); }
   // ring_packets: records read from the ring; ring_drops: records lost because it was full
   // (also drops[PGTLS_DROP_RINGBUF_FULL]).
-  absl::StatusOr<BpfStats> Stats();
+  absl::StatusOr<BpfStats> Stats() override;
 
   // Whether Create() added the clsact qdisc (and the destructor will remove it).
   bool created_qdisc() const;
@@ -76,9 +66,9 @@ class BpfTcSource final : public PacketSource {
   struct Impl;
 
  private:
-  explicit BpfTcSource(std::unique_ptr<Impl> impl);
+  BpfTcSource(std::unique_ptr<Impl> impl, const BpfTcConfig& cfg);
   std::unique_ptr<Impl> impl_;
-  std::atomic<bool> stop_{false};
+  uint32_t poll_ms_;
 };
 
 }  // namespace pgtlsmon::capture

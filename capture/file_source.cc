@@ -35,7 +35,8 @@ constexpr uint16_t kOptIfTsoffset = 14;
 constexpr uint32_t kLinkTypeMask = 0x03ffffff;  // upper bits of the pcap header's field: FCS info
 constexpr uint64_t kNsPerSec = 1000000000;
 constexpr size_t kMinBufferBytes = 64 * 1024;
-constexpr size_t kInflateInputBytes = 256 * 1024;
+constexpr unsigned kGzipBufferBytes = 256 * 1024;
+constexpr size_t kGzipReadBytes = 1024 * 1024;
 
 uint32_t Swap32(uint32_t v) { return __builtin_bswap32(v); }
 uint16_t Swap16(uint16_t v) { return __builtin_bswap16(v); }
@@ -54,44 +55,47 @@ uint64_t Pow10(uint32_t n) {
 
 }  // namespace
 
-struct FileSource::Inflater {
-  z_stream zs{};
-  std::unique_ptr<uint8_t[]> in;
-  bool input_eof = false;
-  bool member_done = false;  // between gzip members (or at the clean end)
-  absl::Status pending;      // an error to report once the bytes before it are consumed
-
-  ~Inflater() { inflateEnd(&zs); }
-};
-
-FileSource::FileSource(std::string path, int fd, const FileSourceOptions& options)
-    : path_(std::move(path)), fd_(fd), owns_fd_(fd != STDIN_FILENO), options_(options) {}
+FileSource::FileSource(std::string path, gzFile gz, uint64_t file_size,
+                       const FileSourceOptions& options)
+    : path_(std::move(path)), gz_(gz), options_(options), file_size_(file_size) {}
 
 FileSource::~FileSource() {
-  if (fd_ >= 0 && owns_fd_) close(fd_);
+  if (gz_ != nullptr) gzclose_r(gz_);
 }
 
 absl::StatusOr<std::unique_ptr<FileSource>> FileSource::Open(const std::string& path,
                                                              const FileSourceOptions& options) {
-  int fd = STDIN_FILENO;
-  if (path != "-") {
-    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("open ", path));
+  // zlib's gz* reader: inflates gzip (any number of members; trailing garbage after a member
+  // is ignored) and reads any other file as it is. gzclose closes the descriptor, so standard
+  // input is handed over as a duplicate.
+  const int fd = path == "-" ? fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0)
+                             : open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("open ", path));
+  uint64_t file_size = 0;
+  struct stat st {};
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    file_size = static_cast<uint64_t>(st.st_size);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   }
-  std::unique_ptr<FileSource> src(new FileSource(path, fd, options));
-  if (absl::Status st = src->Init(); !st.ok()) return st;
+  gzFile gz = gzdopen(fd, "rb");
+  if (gz == nullptr) {
+    close(fd);
+    return absl::ResourceExhaustedError(absl::StrCat(path, ": gzdopen failed"));
+  }
+  std::unique_ptr<FileSource> src(new FileSource(path, gz, file_size, options));
+  if (absl::Status s = src->Init(); !s.ok()) return s;
   return src;
 }
 
 absl::Status FileSource::Damage(uint64_t at, absl::string_view what) const {
   return absl::DataLossError(absl::StrCat(path_, ": ", what, " at offset ", at,
-                                          inflater_ ? " (of the decompressed stream)" : ""));
+                                          compressed_ ? " (of the decompressed stream)" : ""));
 }
 
 absl::Status FileSource::Truncated(uint64_t at, absl::string_view what, uint64_t need) const {
   return absl::DataLossError(absl::StrCat(
       path_, ": truncated ", what, " at offset ", at, ": needs ", need, " bytes, the file has ",
-      avail(), inflater_ ? " (offsets in the decompressed stream)" : ""));
+      avail(), compressed_ ? " (offsets in the decompressed stream)" : ""));
 }
 
 uint16_t FileSource::Rd16(const uint8_t* p) const {
@@ -112,73 +116,21 @@ uint32_t FileSource::CaplenLimit(uint32_t snaplen) const {
              : options_.max_packet_bytes;
 }
 
-absl::StatusOr<size_t> FileSource::ReadRaw(uint8_t* dst, size_t n) {
-  for (;;) {
-    const ssize_t got = read(fd_, dst, n);
-    if (got >= 0) {
-      raw_read_ += static_cast<uint64_t>(got);
-      return static_cast<size_t>(got);
-    }
-    if (errno != EINTR) return absl::ErrnoToStatus(errno, absl::StrCat("read ", path_));
-  }
-}
-
-absl::StatusOr<size_t> FileSource::Inflate(uint8_t* dst, size_t n) {
-  Inflater& z = *inflater_;
-  if (!z.pending.ok()) return z.pending;
-  for (;;) {
-    if (z.zs.avail_in == 0 && !z.input_eof) {
-      auto got = ReadRaw(z.in.get(), kInflateInputBytes);
-      if (!got.ok()) return got.status();
-      if (*got == 0) z.input_eof = true;
-      z.zs.next_in = z.in.get();
-      z.zs.avail_in = static_cast<uInt>(*got);
-    }
-    if (z.member_done) {
-      // After a gzip member: another member follows, or trailing bytes are ignored (as gzread).
-      if (z.zs.avail_in == 0) {
-        if (z.input_eof) return size_t{0};
-        continue;
-      }
-      if (z.zs.next_in[0] != 0x1f) {
-        z.zs.avail_in = 0;
-        z.input_eof = true;
-        return size_t{0};
-      }
-      inflateReset(&z.zs);
-      z.member_done = false;
-    }
-    const size_t want = std::min<size_t>(n, 1u << 30);
-    z.zs.next_out = dst;
-    z.zs.avail_out = static_cast<uInt>(want);
-    const int ret = inflate(&z.zs, Z_NO_FLUSH);
-    const size_t produced = want - z.zs.avail_out;
-    absl::Status err;
-    if (ret == Z_STREAM_END) {
-      z.member_done = true;
-    } else if (ret == Z_BUF_ERROR || (ret == Z_OK && produced == 0)) {
-      if (z.zs.avail_in == 0 && z.input_eof) {
-        err = absl::DataLossError(
-            absl::StrCat(path_, ": gzip stream ends early after ", raw_read_, " compressed bytes"));
-      }
-    } else if (ret != Z_OK) {
-      err = absl::DataLossError(
-          absl::StrCat(path_, ": gzip data error after ", raw_read_,
-                       " compressed bytes: ", z.zs.msg != nullptr ? z.zs.msg : "inflate failed"));
-    }
-    if (!err.ok()) {
-      if (produced > 0) {
-        z.pending = err;
-        return produced;
-      }
-      return err;
-    }
-    if (produced > 0) return produced;
-  }
-}
-
 absl::StatusOr<size_t> FileSource::ReadSome(uint8_t* dst, size_t n) {
-  return inflater_ ? Inflate(dst, n) : ReadRaw(dst, n);
+  // Plain files are read straight into dst. A gzip read inflates straight into dst too; it is
+  // kept to kGzipReadBytes because zlib reports nothing of a read that meets corrupt data.
+  n = std::min(n, compressed_ ? kGzipReadBytes : size_t{1} << 30);
+  const int got = gzread(gz_, dst, static_cast<unsigned>(n));
+  int err = Z_OK;
+  const char* msg = gzerror(gz_, &err);
+  if (const z_off64_t off = gzoffset64(gz_); off >= 0) raw_read_ = static_cast<uint64_t>(off);
+  if (got > 0) return static_cast<size_t>(got);
+  if (err == Z_OK) return size_t{0};  // the end of the input
+  if (err == Z_ERRNO) return absl::ErrnoToStatus(errno, absl::StrCat("read ", path_));
+  return absl::DataLossError(
+      absl::StrCat(path_, ": gzip ", err == Z_BUF_ERROR ? "stream ends early" : "data error",
+                   " after ", raw_read_, " compressed bytes, at offset ", base_offset_ + end_,
+                   " of the decompressed stream: ", msg != nullptr ? msg : "inflate failed"));
 }
 
 absl::StatusOr<bool> FileSource::Fill(size_t need) {
@@ -208,34 +160,18 @@ absl::StatusOr<bool> FileSource::Fill(size_t need) {
 }
 
 absl::Status FileSource::Init() {
-  struct stat st {};
-  if (fstat(fd_, &st) == 0 && S_ISREG(st.st_mode)) {
-    file_size_ = static_cast<uint64_t>(st.st_size);
-    posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
-  }
   options_.read_chunk_bytes = std::max(options_.read_chunk_bytes, kMinBufferBytes);
   options_.max_block_bytes = std::max(options_.max_block_bytes, options_.max_packet_bytes + 64);
   cap_ = options_.read_chunk_bytes;
   buf_ = std::make_unique<uint8_t[]>(cap_);
+  // zlib's input buffer (its output buffer is twice that); reads at least this big bypass it.
+  if (gzbuffer(gz_, kGzipBufferBytes) != 0) {
+    return absl::InternalError(absl::StrCat(path_, ": gzbuffer failed"));
+  }
 
   auto ok = Fill(4);
   if (!ok.ok()) return ok.status();
-  if (avail() >= 2 && buf_[0] == 0x1f && buf_[1] == 0x8b) {
-    // gzip: what was read so far becomes the inflater's first input.
-    inflater_ = std::make_unique<Inflater>();
-    inflater_->in = std::make_unique<uint8_t[]>(std::max(kInflateInputBytes, avail()));
-    std::memcpy(inflater_->in.get(), buf_.get(), avail());
-    if (inflateInit2(&inflater_->zs, 15 + 16) != Z_OK) {
-      return absl::InternalError(absl::StrCat(path_, ": inflateInit2 failed"));
-    }
-    inflater_->zs.next_in = inflater_->in.get();
-    inflater_->zs.avail_in = static_cast<uInt>(avail());
-    inflater_->input_eof = eof_;
-    pos_ = end_ = 0;
-    eof_ = false;
-    ok = Fill(4);
-    if (!ok.ok()) return ok.status();
-  }
+  compressed_ = gzdirect(gz_) == 0;
   if (!*ok) {
     return absl::InvalidArgumentError(
         absl::StrCat(path_, ": too short to be a capture file (", avail(), " bytes at offset 0)"));

@@ -1,9 +1,10 @@
 // capture/file_source.h: a fast reader of capture files (pcap, pcapng, gzip'ed either).
 //
-// Reads the file with large sequential read() calls into one reused buffer and hands out
-// packets in place (RawPacket::data points into that buffer): no per-packet copy or
-// allocation. A record straddling the end of the buffer is moved to its front; a record
-// bigger than the buffer grows it, up to FileSourceOptions::max_block_bytes.
+// Reads the file through zlib's gz* reader (gzread: gzip is inflated, any other file is read
+// as it is) with large sequential reads into one reused buffer, and hands out packets in place
+// (RawPacket::data points into that buffer): no per-packet copy or allocation. A record straddling
+// the end of the buffer is moved to its front; a record bigger than the buffer grows it, up to
+// FileSourceOptions::max_block_bytes.
 //
 // Formats:
 //  - classic pcap: both byte orders, microsecond (a1b2c3d4) and nanosecond (a1b23c4d) magics,
@@ -12,14 +13,18 @@
 //    section's interfaces), per-interface link type, if_tsresol and if_tsoffset; Enhanced,
 //    Simple (interface 0, no timestamp: ts_ns 0) and obsolete Packet Blocks. Other blocks
 //    (name resolution, statistics, decryption secrets, custom, ...) are skipped and counted;
-//  - either of them gzip-compressed (detected by the 1f 8b magic, inflated with zlib).
+//  - either of them gzip-compressed (zlib's gzread: any number of members; bytes after a
+//    member that do not start another one are ignored).
 //
 // Damage: Next() returns every packet before the damage, then an error naming the file and the
 // byte offset of the bad record (an offset in the decompressed stream for gzip files), and
-// the same error on every later call. Damage is: a truncated record or block, a record header
-// whose caplen is larger than the file's snaplen or than max_packet_bytes, a pcapng block
-// length that is not a multiple of 4, below 12, above max_block_bytes, or different in the
-// block's trailer, a packet block for an interface that was never described.
+// the same error on every later call. A gzip stream cut short or corrupt is damage too; zlib
+// hands over nothing of the read that met corrupt deflate data, so up to 1 MiB of
+// decompressed bytes before such a spot are lost (a cut stream loses nothing). Damage is: a
+// truncated record or block, a record header whose caplen is larger than the file's snaplen or than
+// max_packet_bytes, a pcapng block length that is not a multiple of 4, below 12, above
+// max_block_bytes, or different in the block's trailer, a packet block for an interface that was
+// never described.
 //
 // Tolerated (not errors):
 //  - caplen > len (wire length): the packet is delivered with wire_len raised to caplen, so
@@ -38,6 +43,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "capture/packet_source.h"
+
+struct gzFile_s;  // zlib's gzFile, kept out of this header
 
 namespace pgtlsmon::capture {
 
@@ -78,7 +85,7 @@ class FileSource final : public PacketSource {
 
   const std::string& path() const { return path_; }
   FileFormat format() const { return format_; }
-  bool compressed() const { return inflater_ != nullptr; }
+  bool compressed() const { return compressed_; }
   // Link type of the pcap file, or of the first pcapng interface (0 before one is seen).
   uint32_t linktype() const { return linktype_; }
   // For progress: bytes consumed from the file so far (compressed bytes for gzip) against the
@@ -99,15 +106,13 @@ class FileSource final : public PacketSource {
     int64_t offset_ns = 0;  // if_tsoffset
   };
 
-  FileSource(std::string path, int fd, const FileSourceOptions& options);
+  FileSource(std::string path, gzFile_s* gz, uint64_t file_size, const FileSourceOptions& options);
 
   absl::Status Init();
   // Ensures at least `need` bytes from pos_ are buffered. False when the input ends first
   // (then avail() < need); an I/O or decompression error is returned as a status.
   absl::StatusOr<bool> Fill(size_t need);
   absl::StatusOr<size_t> ReadSome(uint8_t* dst, size_t n);
-  absl::StatusOr<size_t> ReadRaw(uint8_t* dst, size_t n);
-  absl::StatusOr<size_t> Inflate(uint8_t* dst, size_t n);
   size_t avail() const { return end_ - pos_; }
   uint64_t offset() const { return base_offset_ + pos_; }
   uint16_t Rd16(const uint8_t* p) const;
@@ -124,10 +129,8 @@ class FileSource final : public PacketSource {
   uint32_t CaplenLimit(uint32_t snaplen) const;
 
   std::string path_;
-  int fd_ = -1;
-  bool owns_fd_ = true;
-  struct Inflater;  // zlib state (zlib's types are kept out of this header)
-  std::unique_ptr<Inflater> inflater_;
+  gzFile_s* gz_ = nullptr;  // zlib's reader (gzFile), for gzip and plain files alike
+  bool compressed_ = false;
   FileSourceOptions options_;
   FileFormat format_ = FileFormat::kPcap;
   uint64_t file_size_ = 0;
@@ -137,7 +140,7 @@ class FileSource final : public PacketSource {
   size_t pos_ = 0;            // next unread byte in buf_
   size_t end_ = 0;            // end of valid bytes in buf_
   uint64_t base_offset_ = 0;  // stream offset of buf_[0]
-  uint64_t raw_read_ = 0;     // bytes read from fd (uncompressed files)
+  uint64_t raw_read_ = 0;     // bytes consumed from the file (compressed bytes for gzip)
   bool eof_ = false;
   absl::Status sticky_error_;
 

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "capture/live_source.h"
 #include "capture/packet_source.h"
 
 struct pcap;  // libpcap's pcap_t, kept out of this header
@@ -92,6 +93,28 @@ class PcapSource final : public PacketSource {
   int fd_ = -1;
   int poll_timeout_ms_ = 200;
   uint32_t linktype_ = 0;
+};
+
+// libpcap as a LiveSource (`watch --capture pcap`): buffered mode (TPACKET_V3), the port
+// filter, the kernel's drop counters.
+class PcapLiveSource final : public LiveSource {
+ public:
+  // `ports` empty: every TCP port.
+  static absl::StatusOr<std::unique_ptr<PcapLiveSource>> Open(const std::string& interface,
+                                                              std::span<const uint16_t> ports,
+                                                              size_t buffer_bytes);
+  absl::StatusOr<bool> NextWithTimeout(RawPacket* pkt, int timeout_ms) override {
+    return src_->NextWithTimeout(pkt, timeout_ms);
+  }
+  std::string_view kind() const override { return "pcap"; }
+  int max_delivery_delay_ms() const override;
+  LiveStats Counters() override;
+
+ private:
+  PcapLiveSource(std::unique_ptr<PcapSource> src, std::string interface)
+      : src_(std::move(src)), interface_(std::move(interface)) {}
+  std::unique_ptr<PcapSource> src_;
+  std::string interface_;
 };
 
 }  // namespace pgtlsmon::capture

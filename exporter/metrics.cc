@@ -1,6 +1,7 @@
 #include "exporter/metrics.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -467,6 +468,24 @@ std::string Metrics::SerializeText() const {
   }
 }
 
+namespace {
+
+// write() until all of `text` is out; the error names `name`.
+absl::Status WriteAll(int fd, const std::string& text, const std::string& name) {
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = write(fd, text.data() + done, text.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat("writing ", name));
+    }
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status Metrics::WriteTextFile(const std::string& path) const {
   std::string text;
   try {
@@ -474,22 +493,25 @@ absl::Status Metrics::WriteTextFile(const std::string& path) const {
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("serializing metrics: ", e.what()));
   }
+  // A device or a pipe (/dev/stdout, a FIFO) is written in place: renaming a file over it
+  // would replace the device node (as root) instead of writing to it.
+  if (struct stat st{}; stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus(errno, absl::StrCat("opening ", path));
+    absl::Status st_write = WriteAll(fd, text, path);
+    if (close(fd) != 0 && st_write.ok())
+      st_write = ErrnoStatus(errno, absl::StrCat("writing ", path));
+    return st_write;
+  }
   // The temporary file sits next to the target so that rename() is atomic; node_exporter skips
   // files not ending in .prom, so a leftover never gets read.
   const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
   const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(errno, absl::StrCat("creating ", tmp));
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = write(fd, text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      close(fd);
-      unlink(tmp.c_str());
-      return ErrnoStatus(err, absl::StrCat("writing ", tmp));
-    }
-    done += static_cast<size_t>(n);
+  if (absl::Status st = WriteAll(fd, text, tmp); !st.ok()) {
+    close(fd);
+    unlink(tmp.c_str());
+    return st;
   }
   const int sync_err = fsync(fd) != 0 ? errno : 0;
   const int close_err = close(fd) != 0 ? errno : 0;

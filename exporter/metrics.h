@@ -93,7 +93,8 @@ class Metrics {
   // Prometheus text format (version 0.0.4) of collectable().
   std::string SerializeText() const;
   // Writes SerializeText() to `path` atomically (temporary file in the same directory, fsync,
-  // rename), as node_exporter's textfile collector expects.
+  // rename), as node_exporter's textfile collector expects. A path that exists and is not a
+  // regular file (a device, a FIFO) is written in place. Errors name the file.
   absl::Status WriteTextFile(const std::string& path) const;
 
  private:
