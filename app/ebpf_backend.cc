@@ -24,7 +24,9 @@ class EbpfBackend final : public LiveBackend {
       : src_(std::move(src)),
         iface_(std::move(iface)),
         delay_ms_(delay_ms),
-        desc_(std::move(desc)) {}
+        desc_(std::move(desc)) {
+    last_.source = "ebpf:" + iface_;
+  }
   std::string kind() const override { return "ebpf"; }
   std::string description() const override { return desc_; }
   std::vector<int> caps_to_keep() const override {
@@ -40,7 +42,11 @@ class EbpfBackend final : public LiveBackend {
     exporter::CaptureSourceStats s;
     s.source = "ebpf:" + iface_;
     auto st = src_->Stats();
-    if (!st.ok()) return s;
+    if (!st.ok()) {  // a failed map read: the last values, and an error counted, never zeros
+      last_.read_errors = ++read_errors_;
+      return last_;
+    }
+    s.read_errors = read_errors_;
     s.skipped_packets = st->packets_skipped;
     s.skipped_bytes = st->bytes_skipped;
     for (size_t i = 0; i < st->drops.size(); ++i) {
@@ -49,6 +55,7 @@ class EbpfBackend final : public LiveBackend {
                            st->drops[i]);
     }
     s.drops.emplace_back("ring_full", st->ring_drops);
+    last_ = s;
     return s;
   }
   void MarkDone(const parser::FlowKey& key) override {
@@ -63,6 +70,8 @@ class EbpfBackend final : public LiveBackend {
   std::string iface_;
   int delay_ms_;
   std::string desc_;
+  exporter::CaptureSourceStats last_;  // the last successful read
+  uint64_t read_errors_ = 0;
 };
 
 }  // namespace

@@ -16,7 +16,9 @@ constexpr int kPcapBlockTimeoutMs = 50;
 class PcapBackend final : public LiveBackend {
  public:
   explicit PcapBackend(std::unique_ptr<capture::PcapSource> src, std::string iface)
-      : src_(std::move(src)), iface_(std::move(iface)) {}
+      : src_(std::move(src)), iface_(std::move(iface)) {
+    last_.source = "pcap:" + iface_;
+  }
   std::string kind() const override { return "pcap"; }
   int max_delivery_delay_ms() const override { return kPcapBlockTimeoutMs; }
   absl::StatusOr<bool> Next(capture::RawPacket* pkt, int timeout_ms) override {
@@ -25,16 +27,23 @@ class PcapBackend final : public LiveBackend {
   exporter::CaptureSourceStats Stats() override {
     exporter::CaptureSourceStats s;
     s.source = "pcap:" + iface_;
-    if (auto st = src_->Stats(); st.ok()) {
-      s.drops.emplace_back("kernel", st->dropped);
-      s.drops.emplace_back("interface", st->if_dropped);
+    auto st = src_->Stats();
+    if (!st.ok()) {  // pcap_stats failed: the last values, and an error counted, never zeros
+      last_.read_errors = ++read_errors_;
+      return last_;
     }
+    s.drops.emplace_back("kernel", st->dropped);
+    s.drops.emplace_back("interface", st->if_dropped);
+    s.read_errors = read_errors_;
+    last_ = s;
     return s;
   }
 
  private:
   std::unique_ptr<capture::PcapSource> src_;
   std::string iface_;
+  exporter::CaptureSourceStats last_;  // the last successful read
+  uint64_t read_errors_ = 0;
 };
 
 absl::StatusOr<std::unique_ptr<LiveBackend>> OpenPcap(const WatchOptions& opts) {

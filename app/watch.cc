@@ -2,15 +2,18 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "CLI/CLI.hpp"
 #include "app/live_backend.h"
@@ -18,6 +21,8 @@
 #include "exporter/http.h"
 #include "exporter/metrics.h"
 #include "exporter/record_json.h"
+#include "exporter/stats_snapshot.h"
+#include "exporter/web_config.h"
 #include "fmt/core.h"
 #include "parser/packet_decoder.h"
 
@@ -26,9 +31,13 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 std::atomic<bool> g_reopen{false};
+std::atomic<bool> g_reload_web{false};
 
 void OnStop(int) { g_stop.store(true); }
-void OnHup(int) { g_reopen.store(true); }
+void OnHup(int) {
+  g_reopen.store(true);
+  g_reload_web.store(true);
+}
 
 void InstallSignals() {
   struct sigaction sa {};
@@ -123,6 +132,10 @@ void AddWatchFlags(CLI::App* cmd, WatchOptions* o) {
                   "address:port serving /metrics and /healthz ([v6addr]:port for IPv6); "
                   "loopback by default, open it up deliberately (e.g. 0.0.0.0:9433)")
       ->capture_default_str();
+  cmd->add_option("--web.config.file", o->web_config_file,
+                  "TLS, client certificates, basic auth and headers for the endpoint, in the "
+                  "Prometheus exporter-toolkit format (as node_exporter's --web.config.file); "
+                  "SIGHUP reloads it, a bad file on reload keeps the one in force");
   cmd->add_option("--session-log", o->session_log,
                   "append one JSON record per connection to this file; SIGHUP reopens it");
   cmd->add_option("--buffer-size", o->buffer_mib,
@@ -139,6 +152,24 @@ int RunWatch(WatchOptions opts) {
   if (auto st = exporter::HttpServer::CheckListenAddress(opts.listen); !st.ok()) {
     fmt::print(stderr, "pgtlsmon watch: --listen: {}\n", std::string(st.message()));
     return 2;
+  }
+  // So is a bad --web.config.file (exit 2 naming the key).
+  exporter::WebConfig web;
+  if (!opts.web_config_file.empty()) {
+    auto loaded = exporter::LoadWebConfigFile(opts.web_config_file);
+    if (!loaded.ok()) {
+      fmt::print(stderr, "pgtlsmon watch: --web.config.file: {}\n",
+                 std::string(loaded.status().message()));
+      return 2;
+    }
+    web = std::move(*loaded);
+  }
+  // Every scraper connection takes a descriptor: use the hard limit (as Go programs such as
+  // node_exporter do), so that the endpoint's connection limit, not the default soft limit of
+  // 1024, is what applies.
+  if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, 65536);
+    setrlimit(RLIMIT_NOFILE, &rl);
   }
   InstallSignals();
   opts.tracker.ordered_output = false;  // live: a record goes out as soon as it is final
@@ -168,13 +199,10 @@ int RunWatch(WatchOptions opts) {
   mo.max_clients = opts.max_clients;
   exporter::Metrics metrics(mo);
 
-  // What the scrape thread reads: a snapshot the capture loop refreshes every second.
-  std::mutex snap_mu;
-  exporter::PipelineStats snapshot;
-  metrics.SetStatsProvider([&] {
-    std::lock_guard<std::mutex> lock(snap_mu);
-    return snapshot;
-  });
+  // What a scrape reads: a snapshot of the pipeline counters the capture loop takes when a
+  // scrape asks (and every second), newer than the session counts beside it.
+  exporter::StatsSnapshot snapshot;
+  metrics.SetStatsProvider([&] { return snapshot.Fresh(std::chrono::milliseconds(1000)); });
   std::atomic<int64_t> last_loop_s{0};
   auto healthy = [&] {
     const auto now = std::chrono::duration_cast<std::chrono::seconds>(
@@ -185,7 +213,8 @@ int RunWatch(WatchOptions opts) {
   last_loop_s = std::chrono::duration_cast<std::chrono::seconds>(
                     std::chrono::steady_clock::now().time_since_epoch())
                     .count();
-  auto server = exporter::HttpServer::Start(opts.listen, metrics.collectable(), healthy);
+  auto server =
+      exporter::HttpServer::Start(opts.listen, metrics.collectable(), healthy, std::move(web));
   if (!server.ok()) {
     Log(std::string(server.status().message()));
     return 1;
@@ -193,7 +222,47 @@ int RunWatch(WatchOptions opts) {
   // The bound port, so that --listen 127.0.0.1:0 says where it ended up.
   const std::string bound =
       opts.listen.substr(0, opts.listen.rfind(':') + 1) + std::to_string((*server)->port());
-  Log(fmt::format("serving /metrics and /healthz on {}", bound));
+  Log(fmt::format("serving /metrics and /healthz on {}{}", bound,
+                  (*server)->tls() ? " (HTTPS)" : ""));
+  // SIGHUP reloads --web.config.file on this thread, not the capture loop's: the old daemon's
+  // scrapes in flight wait for the capture loop's snapshot while the reload waits for them.
+  std::mutex reload_mu;
+  std::condition_variable reload_cv;
+  bool reload_stop = false;
+  std::thread reloader([&] {
+    std::unique_lock<std::mutex> lock(reload_mu);
+    while (true) {
+      reload_cv.wait_for(lock, std::chrono::milliseconds(200));
+      if (reload_stop) return;
+      if (opts.web_config_file.empty() || !g_reload_web.exchange(false)) continue;
+      auto next = exporter::LoadWebConfigFile(opts.web_config_file);
+      absl::Status st = next.ok() ? (*server)->Reload(std::move(*next)) : next.status();
+      if (!next.ok()) (*server)->CountFailedReload();
+      if (st.ok()) {
+        Log(fmt::format("reloaded --web.config.file {}{}", opts.web_config_file,
+                        (*server)->tls() ? " (HTTPS)" : ""));
+      } else {
+        Log(
+            fmt::format("reloading --web.config.file failed, the configuration in force stays: "
+                        "{}",
+                        std::string(st.message())));
+      }
+    }
+  });
+  struct JoinReloader {
+    std::mutex& mu;
+    std::condition_variable& cv;
+    bool& stop;
+    std::thread& t;
+    ~JoinReloader() {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        stop = true;
+      }
+      cv.notify_all();
+      t.join();
+    }
+  } join_reloader{reload_mu, reload_cv, reload_stop, reloader};
 
   parser::FlowTracker tracker(opts.tracker, [&](parser::SessionRecord&& r) {
     metrics.OnRecord(r);
@@ -204,6 +273,7 @@ int RunWatch(WatchOptions opts) {
   parser::ParseStats decode_stats;
   exporter::CaptureSourceStats counted;
   auto refresh = [&] {
+    const uint64_t ticket = snapshot.ticket();  // before reading: the counters are newer
     exporter::PipelineStats ps;
     exporter::CaptureSourceStats cs = src.Stats();
     cs.packets = counted.packets;
@@ -219,8 +289,7 @@ int RunWatch(WatchOptions opts) {
       ps.evictions.emplace_back(parser::EvictionReasonName(static_cast<parser::EvictionReason>(i)),
                                 tracker.stats().evictions[i]);
     }
-    std::lock_guard<std::mutex> lock(snap_mu);
-    snapshot = std::move(ps);
+    snapshot.Publish(std::move(ps), ticket);
   };
   refresh();
 
@@ -237,7 +306,8 @@ int RunWatch(WatchOptions opts) {
     }
   };
   while (!g_stop.load()) {
-    auto got = src.Next(&pkt, 200);
+    // Short waits, so that a scrape waiting for a snapshot (below) is answered within ~50 ms.
+    auto got = src.Next(&pkt, 50);
     if (!got.ok()) {
       Log(std::string(got.status().message()));
       rc = 1;
@@ -245,8 +315,10 @@ int RunWatch(WatchOptions opts) {
     }
     if (*got) {
       process();
-      if ((counted.packets & 1023) != 0) continue;  // look at the clock now and then
+      // Look at the clock now and then; a waiting scrape at once.
+      if ((counted.packets & 1023) != 0 && !snapshot.requested()) continue;
     }
+    if (snapshot.requested()) refresh();
     const auto now = std::chrono::steady_clock::now();
     if (now >= next_housekeeping) {
       next_housekeeping =
