@@ -265,6 +265,7 @@ int RunWatch(WatchOptions opts) {
   } join_reloader{reload_mu, reload_cv, reload_stop, reloader};
 
   parser::FlowTracker tracker(opts.tracker, [&](parser::SessionRecord&& r) {
+    snapshot.Changed();  // before the session is counted: scrapes then ask for a new snapshot
     metrics.OnRecord(r);
     log.Write(r);
   });

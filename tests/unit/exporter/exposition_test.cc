@@ -88,6 +88,7 @@ TEST(StatsSnapshot, FreshIsNewerThanTheRequest) {
   std::thread capture([&] {
     while (!stop) {
       packets.fetch_add(1);
+      snap.Changed();  // a session counted with each packet
       if (snap.requested()) {
         const uint64_t t = snap.ticket();
         PipelineStats s;
@@ -106,7 +107,12 @@ TEST(StatsSnapshot, FreshIsNewerThanTheRequest) {
   }
   stop = true;
   capture.join();
-  // Nobody answers: the newest snapshot after the wait, counted as stale.
+  // Nothing counted since the last snapshot: no wait.
+  const auto t0 = std::chrono::steady_clock::now();
+  snap.Fresh(std::chrono::milliseconds(5000));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1000));
+  // A session counted and nobody answers: the newest snapshot after the wait, counted stale.
+  snap.Changed();
   const PipelineStats s = snap.Fresh(std::chrono::milliseconds(20));
   EXPECT_EQ(*s.stale_scrapes, 1u);
 }
