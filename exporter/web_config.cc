@@ -39,7 +39,7 @@ constexpr size_t kMaxCached = 1024;  // successful basic-auth checks remembered
 constexpr size_t kMaxFileBytes = 1 << 20;
 
 absl::Status Bad(std::string_view key, std::string_view why) {
-  return absl::InvalidArgumentError(Cat(key, ": ", why));
+  return absl::InvalidArgumentError(key.empty() ? std::string(why) : Cat(key, ": ", why));
 }
 
 std::string Join(std::string_view parent, const std::string& key) {
@@ -504,7 +504,7 @@ absl::StatusOr<WebConfig> ParseWebConfig(std::string_view yaml, const std::strin
 }
 
 absl::StatusOr<WebConfig> LoadWebConfigFile(const std::string& path) {
-  auto text = ReadFile(path, "--web.config.file");
+  auto text = ReadFile(path, "");
   if (!text.ok()) return text.status();
   const size_t slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
