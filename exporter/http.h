@@ -72,37 +72,15 @@ class HttpServer {
   int port() const { return port_; }  // the bound port
   bool tls() const;                   // whether the current configuration serves HTTPS
 
-  struct Instance;  // one libmicrohttpd daemon with its configuration (http.cc)
-  struct ConnState {
+ private:
+  friend struct HttpServerAccess;  // the libmicrohttpd callbacks (http.cc)
+  struct Instance;                 // one libmicrohttpd daemon with its configuration
+  struct ConnState {               // an open connection, for the reaper
     int fd = -1;
     std::chrono::steady_clock::time_point waiting_since;  // for a request head
     bool in_request = false;
     bool reaped = false;
   };
-
- private:
-  HttpServer() = default;
-  absl::StatusOr<std::unique_ptr<Instance>> Launch(WebConfig web);
-  void Reap();
-
-  friend struct HttpServerAccess;  // the libmicrohttpd callbacks (http.cc)
-
-  std::shared_ptr<prometheus::Collectable> metrics_;
-  std::function<bool()> healthy_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  mutable std::mutex mu_;  // guards current_
-  std::unique_ptr<Instance> current_;
-
-  // Connections of every daemon, for the reaper.
-  std::mutex conn_mu_;
-  std::unordered_map<MHD_Connection*, ConnState> conns_;
-  std::thread reaper_;
-  std::mutex reaper_mu_;
-  std::condition_variable reaper_cv_;
-  bool stopping_ = false;  // guarded by reaper_mu_
-
- public:
   // Counters exported with the metrics (pgtlsmon_http_*, pgtlsmon_web_config_*).
   static constexpr int kCodes[] = {200, 400, 401, 403, 404, 405, 429, 500, 503};
   struct Counters {
@@ -113,7 +91,24 @@ class HttpServer {
     std::atomic<bool> last_reload_ok{true};
   };
 
- private:
+  HttpServer() = default;
+  absl::StatusOr<std::unique_ptr<Instance>> Launch(WebConfig web);
+  void Reap();
+
+  std::shared_ptr<prometheus::Collectable> metrics_;
+  std::function<bool()> healthy_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  mutable std::mutex mu_;  // guards current_
+  std::unique_ptr<Instance> current_;
+
+  // Connections of every daemon, for the reaper and pgtlsmon_http_open_connections.
+  std::mutex conn_mu_;
+  std::unordered_map<MHD_Connection*, ConnState> conns_;
+  std::thread reaper_;
+  std::mutex reaper_mu_;
+  std::condition_variable reaper_cv_;
+  bool stopping_ = false;  // guarded by reaper_mu_
   Counters counters_;
 };
 
