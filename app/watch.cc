@@ -264,8 +264,10 @@ int RunWatch(WatchOptions opts) {
     }
   } join_reloader{reload_mu, reload_cv, reload_stop, reloader};
 
+  bool counted_session = false;  // since the last snapshot
   parser::FlowTracker tracker(opts.tracker, [&](parser::SessionRecord&& r) {
     snapshot.Changed();  // before the session is counted: scrapes then ask for a new snapshot
+    counted_session = true;
     metrics.OnRecord(r);
     log.Write(r);
   });
@@ -273,10 +275,15 @@ int RunWatch(WatchOptions opts) {
 
   parser::ParseStats decode_stats;
   exporter::CaptureSourceStats counted;
-  auto refresh = [&] {
+  exporter::CaptureSourceStats source_stats;  // the back end's own, read at most once a second
+  // A snapshot of the pipeline counters for the scrapes. read_source: also read the back end's
+  // counters (kernel drops, eBPF skips: system calls); else the last ones read stand.
+  auto refresh = [&](bool read_source) {
     const uint64_t ticket = snapshot.ticket();  // before reading: the counters are newer
+    counted_session = false;
     exporter::PipelineStats ps;
-    exporter::CaptureSourceStats cs = src.Stats();
+    if (read_source) source_stats = src.Stats();
+    exporter::CaptureSourceStats cs = source_stats;
     cs.packets = counted.packets;
     cs.bytes = counted.bytes;
     cs.skipped_packets += tracker.stats().skipped_segments;
@@ -292,7 +299,7 @@ int RunWatch(WatchOptions opts) {
     }
     snapshot.Publish(std::move(ps), ticket);
   };
-  refresh();
+  refresh(true);
 
   int rc = 0;
   auto next_housekeeping = std::chrono::steady_clock::now();
@@ -316,16 +323,19 @@ int RunWatch(WatchOptions opts) {
     }
     if (*got) {
       process();
+      // A packet that completed sessions: a snapshot at once (a few microseconds, no system
+      // call), so that scrapes seldom wait for one.
+      if (counted_session) refresh(false);
       // Look at the clock now and then; a waiting scrape at once.
       if ((counted.packets & 1023) != 0 && !snapshot.requested()) continue;
     }
-    if (snapshot.requested()) refresh();
+    if (snapshot.requested()) refresh(false);
     const auto now = std::chrono::steady_clock::now();
     if (now >= next_housekeeping) {
       next_housekeeping =
           now + std::chrono::milliseconds(static_cast<int64_t>(opts.stats_interval_s * 1000));
       tracker.ExpireIdle(NowUs());
-      refresh();
+      refresh(true);
       log.Flush();
       // A failed SIGHUP reopen is retried quietly once per housekeeping.
       if (log.Stale() && log.Reopen().ok()) Log("session log reopened");
@@ -355,7 +365,7 @@ int RunWatch(WatchOptions opts) {
   }
   // Connections still open get their records, the log is flushed.
   tracker.Finish();
-  refresh();
+  refresh(true);
   log.Flush();
   Log(fmt::format("stopped after {} packets", counted.packets));
   return rc;
