@@ -214,7 +214,14 @@ absl::StatusOr<std::shared_ptr<const TlsServerConfig>> ParseTls(const YAML::Node
     if (!s.ok()) return s.status();
     v[i] = *s;
   }
-  const auto& [cert, key, client_ca, cert_file, key_file, client_ca_file, auth_type] = v;
+  // Named references, not a structured binding: lambdas below use them (clang < 16).
+  const std::string& cert = v[0];
+  const std::string& key = v[1];
+  const std::string& client_ca = v[2];
+  const std::string& cert_file = v[3];
+  const std::string& key_file = v[4];
+  const std::string& client_ca_file = v[5];
+  const std::string& auth_type = v[6];
   // exporter-toolkit: with none of these, the tls_server_config section means plain HTTP.
   if (cert.empty() && key.empty() && client_ca.empty() && cert_file.empty() && key_file.empty() &&
       client_ca_file.empty() && auth_type.empty()) {
