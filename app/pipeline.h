@@ -11,7 +11,7 @@
 // one shard (SetShard) and reading every packet. Watch also calls ExpireIdle on wall-clock
 // time and tells its LiveSource about final records (set_on_final). CollectStats builds the
 // statistics from a source's counters and the pipelines' (one reader's input counts, every
-// tracker's table); StatsSnapshot hands one consistent copy to a scrape.
+// tracker's table); exporter::StatsSnapshot hands one consistent copy to a scrape.
 //
 // Where new work plugs in: a decapsulating step (tunnels) goes between the source and
 // OnPacket's decode; a consumer of records (a what-if engine) is one more RecordSink; another
@@ -20,7 +20,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <utility>
@@ -107,23 +106,5 @@ class Pipeline {
 exporter::PipelineStats CollectStats(const capture::LiveStats& source, const InputCounters& input,
                                      std::span<const parser::FlowTracker* const> trackers,
                                      std::optional<uint64_t> session_log_errors = std::nullopt);
-
-// The latest statistics, published by the thread that runs the pipeline and read by scrapes:
-// each reader gets one consistent copy.
-class StatsSnapshot {
- public:
-  void Publish(exporter::PipelineStats stats) {
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_ = std::move(stats);
-  }
-  exporter::PipelineStats Get() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return stats_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  exporter::PipelineStats stats_;
-};
 
 }  // namespace pgtlsmon::app

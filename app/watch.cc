@@ -2,16 +2,19 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 
 #include "CLI/CLI.hpp"
 #include "app/pipeline.h"
@@ -20,6 +23,8 @@
 #include "exporter/http.h"
 #include "exporter/metrics.h"
 #include "exporter/record_json.h"
+#include "exporter/stats_snapshot.h"
+#include "exporter/web_config.h"
 #include "fmt/core.h"
 
 namespace pgtlsmon::app {
@@ -27,9 +32,13 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 std::atomic<bool> g_reopen{false};
+std::atomic<bool> g_reload_web{false};
 
 void OnStop(int) { g_stop.store(true); }
-void OnHup(int) { g_reopen.store(true); }
+void OnHup(int) {
+  g_reopen.store(true);
+  g_reload_web.store(true);
+}
 
 void InstallSignals() {
   struct sigaction sa {};
@@ -124,6 +133,10 @@ void AddWatchFlags(CLI::App* cmd, WatchOptions* o) {
                   "address:port serving /metrics and /healthz ([v6addr]:port for IPv6); "
                   "loopback by default, open it up deliberately (e.g. 0.0.0.0:9433)")
       ->capture_default_str();
+  cmd->add_option("--web.config.file", o->web_config_file,
+                  "TLS, client certificates, basic auth and headers for the endpoint, in the "
+                  "Prometheus exporter-toolkit format (as node_exporter's --web.config.file); "
+                  "SIGHUP reloads it, a bad file on reload keeps the one in force");
   cmd->add_option("--session-log", o->session_log,
                   "append one JSON record per connection to this file; SIGHUP reopens it");
   cmd->add_option("--buffer-size", o->buffer_mib,
@@ -169,6 +182,24 @@ int RunWatch(WatchOptions opts) {
     fmt::print(stderr, "pgtlsmon watch: --listen: {}\n", std::string(st.message()));
     return 2;
   }
+  // So is a bad --web.config.file (exit 2 naming the key).
+  exporter::WebConfig web;
+  if (!opts.web_config_file.empty()) {
+    auto loaded = exporter::LoadWebConfigFile(opts.web_config_file);
+    if (!loaded.ok()) {
+      fmt::print(stderr, "pgtlsmon watch: --web.config.file: {}\n",
+                 std::string(loaded.status().message()));
+      return 2;
+    }
+    web = std::move(*loaded);
+  }
+  // Every scraper connection takes a descriptor: use the hard limit (as Go programs such as
+  // node_exporter do), so that the endpoint's connection limit, not the default soft limit of
+  // 1024, is what applies.
+  if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, 65536);
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   InstallSignals();
   opts.tracker.ordered_output = false;  // live: a record goes out as soon as it is final
 
@@ -197,14 +228,16 @@ int RunWatch(WatchOptions opts) {
   mo.max_clients = opts.max_clients;
   exporter::Metrics metrics(mo);
 
-  // What the scrape thread reads: a snapshot the capture loop refreshes every second.
-  StatsSnapshot snapshot;
-  metrics.SetStatsProvider([&snapshot] { return snapshot.Get(); });
+  // What a scrape reads: a snapshot of the pipeline counters the capture loop takes when a
+  // scrape asks (and every second), newer than the session counts beside it.
+  exporter::StatsSnapshot snapshot;
+  metrics.SetStatsProvider([&] { return snapshot.Fresh(std::chrono::milliseconds(1000)); });
   std::atomic<int64_t> last_loop_s{SteadySeconds(std::chrono::steady_clock::now())};
   auto healthy = [&] {
     return SteadySeconds(std::chrono::steady_clock::now()) - last_loop_s.load() < 10;
   };
-  auto server = exporter::HttpServer::Start(opts.listen, metrics.collectable(), healthy);
+  auto server =
+      exporter::HttpServer::Start(opts.listen, metrics.collectable(), healthy, std::move(web));
   if (!server.ok()) {
     Log(std::string(server.status().message()));
     return 1;
@@ -212,26 +245,77 @@ int RunWatch(WatchOptions opts) {
   // The bound port, so that --listen 127.0.0.1:0 says where it ended up.
   const std::string bound =
       opts.listen.substr(0, opts.listen.rfind(':') + 1) + std::to_string((*server)->port());
-  Log(fmt::format("serving /metrics and /healthz on {}", bound));
+  Log(fmt::format("serving /metrics and /healthz on {}{}", bound,
+                  (*server)->tls() ? " (HTTPS)" : ""));
+  // SIGHUP reloads --web.config.file on this thread, not the capture loop's: the old daemon's
+  // scrapes in flight wait for the capture loop's snapshot while the reload waits for them.
+  std::mutex reload_mu;
+  std::condition_variable reload_cv;
+  bool reload_stop = false;
+  std::thread reloader([&] {
+    std::unique_lock<std::mutex> lock(reload_mu);
+    while (true) {
+      reload_cv.wait_for(lock, std::chrono::milliseconds(200));
+      if (reload_stop) return;
+      if (opts.web_config_file.empty() || !g_reload_web.exchange(false)) continue;
+      auto next = exporter::LoadWebConfigFile(opts.web_config_file);
+      absl::Status st = next.ok() ? (*server)->Reload(std::move(*next)) : next.status();
+      if (!next.ok()) (*server)->CountFailedReload();
+      if (st.ok()) {
+        Log(fmt::format("reloaded --web.config.file {}{}", opts.web_config_file,
+                        (*server)->tls() ? " (HTTPS)" : ""));
+      } else {
+        Log(
+            fmt::format("reloading --web.config.file failed, the configuration in force stays: "
+                        "{}",
+                        std::string(st.message())));
+      }
+    }
+  });
+  struct JoinReloader {
+    std::mutex& mu;
+    std::condition_variable& cv;
+    bool& stop;
+    std::thread& t;
+    ~JoinReloader() {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        stop = true;
+      }
+      cv.notify_all();
+      t.join();
+    }
+  } join_reloader{reload_mu, reload_cv, reload_stop, reloader};
 
+  bool counted_session = false;  // since the last snapshot
   Pipeline pipeline(opts.tracker, [&](parser::SessionRecord&& r) {
+    snapshot.Changed();  // before the session is counted: scrapes then ask for a new snapshot
+    counted_session = true;
     metrics.OnRecord(r);
     log.Write(r);
   });
   // A failure to mark a flow done only costs copies, never records.
   pipeline.set_on_final([&](const parser::FlowKey& key) { (void)src.MarkDone(ToFlowTuple(key)); });
-  auto refresh = [&] {
+  capture::LiveStats source_stats;  // the back end's own counters, read at most once a second
+  // A snapshot of the pipeline counters for the scrapes. read_source: also read the back end's
+  // counters (kernel drops, eBPF skips: system calls); else the last ones read stand.
+  auto refresh = [&](bool read_source) {
+    const uint64_t ticket = snapshot.ticket();  // before reading: the counters are newer
+    counted_session = false;
+    if (read_source) source_stats = src.Counters();
     const parser::FlowTracker* trackers[] = {&pipeline.tracker()};
-    snapshot.Publish(CollectStats(src.Counters(), pipeline.input(), trackers,
-                                  log.enabled() ? std::optional(log.errors()) : std::nullopt));
+    snapshot.Publish(CollectStats(source_stats, pipeline.input(), trackers,
+                                  log.enabled() ? std::optional(log.errors()) : std::nullopt),
+                     ticket);
   };
-  refresh();
+  refresh(true);
 
   int rc = 0;
   auto next_housekeeping = std::chrono::steady_clock::now();
   capture::RawPacket pkt;
   while (!g_stop.load()) {
-    auto got = src.NextWithTimeout(&pkt, 200);
+    // Short waits, so that a scrape waiting for a snapshot (below) is answered within ~50 ms.
+    auto got = src.NextWithTimeout(&pkt, 50);
     if (!got.ok()) {
       Log(std::string(got.status().message()));
       rc = 1;
@@ -239,14 +323,19 @@ int RunWatch(WatchOptions opts) {
     }
     if (*got) {
       pipeline.OnPacket(pkt);
-      if ((pipeline.input().packets & 1023) != 0) continue;  // look at the clock now and then
+      // A packet that completed sessions: a snapshot at once (a few microseconds, no system
+      // call), so that scrapes seldom wait for one.
+      if (counted_session) refresh(false);
+      // Look at the clock now and then; a waiting scrape at once.
+      if ((pipeline.input().packets & 1023) != 0 && !snapshot.requested()) continue;
     }
+    if (snapshot.requested()) refresh(false);
     const auto now = std::chrono::steady_clock::now();
     if (now >= next_housekeeping) {
       next_housekeeping =
           now + std::chrono::milliseconds(static_cast<int64_t>(opts.stats_interval_s * 1000));
       pipeline.ExpireIdle(NowUs());
-      refresh();
+      refresh(true);
       log.Flush();
       // A failed SIGHUP reopen is retried quietly once per housekeeping.
       if (log.Stale() && log.Reopen().ok()) Log("session log reopened");
@@ -275,7 +364,7 @@ int RunWatch(WatchOptions opts) {
   }
   // Connections still open get their records, the log is flushed.
   pipeline.Finish();
-  refresh();
+  refresh(true);
   log.Flush();
   Log(fmt::format("stopped after {} packets", pipeline.input().packets));
   return rc;

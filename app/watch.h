@@ -19,6 +19,9 @@ struct WatchOptions {
   // says why) | tc (clsact classifier + BPF ring buffer, one interface, not "any").
   std::string ebpf_attach = "socket";
   std::string listen = "127.0.0.1:9433";
+  // exporter-toolkit web configuration (TLS, basic auth, headers); empty: plain HTTP. SIGHUP
+  // reloads it.
+  std::string web_config_file;
   std::string session_log;
   int buffer_mib = 32;  // libpcap kernel buffer / eBPF ring size
   size_t max_clients = 1000;

@@ -43,11 +43,11 @@ absl::Status EbpfSource::ReadKernelCounters(BpfStats* out) const {
   return bpf_maps::ReadCounters(stats_fd_, drops_fd_, out);
 }
 
-LiveStats EbpfSource::Counters() {
+absl::StatusOr<LiveStats> EbpfSource::ReadCounters() {
   LiveStats s;
   s.source = "ebpf:" + interface_;
   auto st = Stats();
-  if (!st.ok()) return s;
+  if (!st.ok()) return st.status();
   s.skipped_packets = st->packets_skipped;
   s.skipped_bytes = st->bytes_skipped;
   for (size_t i = 0; i < st->drops.size(); ++i) {

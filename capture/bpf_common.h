@@ -88,7 +88,7 @@ class EbpfSource : public LiveSource {
   virtual absl::StatusOr<BpfStats> Stats() = 0;
   // source "ebpf:<interface>", the kernel's drop reasons, "ring_full" for the ring to user
   // space (the TPACKET ring or the BPF ring buffer), skipped = the done flows' packets.
-  LiveStats Counters() override;
+  absl::StatusOr<LiveStats> ReadCounters() override;
 
   // The kernel's canonical key for a connection (bpf/pgtls_abi.h), same for both directions.
   static abi::pgtls_flow_key MakeKey(const FlowTuple& flow);

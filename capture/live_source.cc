@@ -31,6 +31,19 @@ FlowTuple FlowTuple::From(std::span<const uint8_t> saddr, uint16_t sport,
   return t;
 }
 
+LiveStats LiveSource::Counters() {
+  std::lock_guard<std::mutex> lock(counters_mu_);
+  absl::StatusOr<LiveStats> read = ReadCounters();
+  if (read.ok()) {
+    last_counters_ = *std::move(read);
+  } else {
+    ++counter_read_errors_;
+    if (last_counters_.source.empty()) last_counters_.source = std::string(kind());
+  }
+  last_counters_.read_errors = counter_read_errors_;
+  return last_counters_;
+}
+
 absl::StatusOr<bool> LiveSource::Next(RawPacket* pkt) {
   while (!stop_requested()) {
     auto r = NextWithTimeout(pkt, kStopPollMs);

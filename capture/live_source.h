@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -48,6 +49,9 @@ struct LiveStats {
   uint64_t skipped_packets = 0;  // of connections marked done: counted, never copied to us
   uint64_t skipped_bytes = 0;
   std::vector<std::pair<std::string, uint64_t>> drops;  // reason -> packets lost
+  // Reads of the back end's counters (eBPF maps, pcap_stats) that failed: the values above are
+  // then those of the last read that worked, never zeros.
+  uint64_t read_errors = 0;
 };
 
 class LiveSource : public PacketSource {
@@ -69,19 +73,27 @@ class LiveSource : public PacketSource {
   // The longest a captured packet may wait in the kernel before NextWithTimeout() can return
   // it (a ring's block timeout): a drain at stop waits this long for stragglers.
   virtual int max_delivery_delay_ms() const { return 0; }
-  // Thread-safe: the metrics thread may call it while another thread reads packets.
-  virtual LiveStats Counters() = 0;
+  // The back end's counters. A read that fails counts in read_errors and keeps the values of
+  // the last read that worked. Thread-safe: the metrics thread may call it while another thread
+  // reads packets.
+  LiveStats Counters();
   // The connection's record is final: the back end may stop delivering its payload. A failure
   // only costs copies, never records.
   virtual absl::Status MarkDone(const FlowTuple& /*flow*/) { return absl::OkStatus(); }
 
  protected:
+  // Reads the back end's counters once (called by Counters() under its lock).
+  virtual absl::StatusOr<LiveStats> ReadCounters() = 0;
+
   // How often Next() looks at the stop flag while nothing arrives.
   static constexpr int kStopPollMs = 100;
   bool stop_requested() const { return stop_.load(std::memory_order_relaxed); }
 
  private:
   std::atomic<bool> stop_{false};
+  std::mutex counters_mu_;
+  LiveStats last_counters_;  // the last read that worked
+  uint64_t counter_read_errors_ = 0;
 };
 
 struct LiveSourceConfig {

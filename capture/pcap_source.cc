@@ -213,13 +213,13 @@ absl::StatusOr<std::unique_ptr<PcapLiveSource>> PcapLiveSource::Open(
 
 int PcapLiveSource::max_delivery_delay_ms() const { return kPcapBlockTimeoutMs; }
 
-LiveStats PcapLiveSource::Counters() {
+absl::StatusOr<LiveStats> PcapLiveSource::ReadCounters() {
   LiveStats s;
   s.source = "pcap:" + interface_;
-  if (auto st = src_->Stats(); st.ok()) {
-    s.drops.emplace_back("kernel", st->dropped);
-    s.drops.emplace_back("interface", st->if_dropped);
-  }
+  auto st = src_->Stats();
+  if (!st.ok()) return st.status();
+  s.drops.emplace_back("kernel", st->dropped);
+  s.drops.emplace_back("interface", st->if_dropped);
   return s;
 }
 

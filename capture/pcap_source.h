@@ -108,7 +108,7 @@ class PcapLiveSource final : public LiveSource {
   }
   std::string_view kind() const override { return "pcap"; }
   int max_delivery_delay_ms() const override;
-  LiveStats Counters() override;
+  absl::StatusOr<LiveStats> ReadCounters() override;
 
  private:
   PcapLiveSource(std::unique_ptr<PcapSource> src, std::string interface)

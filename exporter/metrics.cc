@@ -202,12 +202,17 @@ struct Metrics::State : public prometheus::Collectable {
     auto drops = NewFamily("pgtlsmon_capture_drops_total",
                            "Packets lost before parsing (kernel, ring buffer, libpcap).",
                            MetricType::Counter);
+    auto read_errors = NewFamily("pgtlsmon_stats_read_errors_total",
+                                 "Failed reads of a capture source's own counters (eBPF maps, "
+                                 "pcap_stats); its counters then hold the last values read.",
+                                 MetricType::Counter);
     for (const CaptureSourceStats& src : s.sources) {
       const std::string source = ValidUtf8(src.source, kMaxCertLabelBytes);
       AddSample(&packets, {{"source", source}}, static_cast<double>(src.packets));
       AddSample(&bytes, {{"source", source}}, static_cast<double>(src.bytes));
       AddSample(&skipped_packets, {{"source", source}}, static_cast<double>(src.skipped_packets));
       AddSample(&skipped_bytes, {{"source", source}}, static_cast<double>(src.skipped_bytes));
+      AddSample(&read_errors, {{"source", source}}, static_cast<double>(src.read_errors));
       for (const auto& [reason, n] : src.drops) {
         AddSample(&drops, {{"source", source}, {"reason", ValidUtf8(reason, kMaxCertLabelBytes)}},
                   static_cast<double>(n));
@@ -237,8 +242,8 @@ struct Metrics::State : public prometheus::Collectable {
       AddSample(&evictions, {{"reason", ValidUtf8(reason, kMaxCertLabelBytes)}},
                 static_cast<double>(n));
     }
-    for (auto* f : {&packets, &bytes, &skipped_packets, &skipped_bytes, &drops, &parse, &active,
-                    &evictions}) {
+    for (auto* f : {&packets, &bytes, &skipped_packets, &skipped_bytes, &drops, &read_errors,
+                    &parse, &active, &evictions}) {
       out->push_back(std::move(*f));
     }
     if (s.session_log_errors) {
@@ -248,6 +253,14 @@ struct Metrics::State : public prometheus::Collectable {
                                   MetricType::Counter);
       AddSample(&log_errors, {}, static_cast<double>(*s.session_log_errors));
       out->push_back(std::move(log_errors));
+    }
+    if (s.stale_scrapes) {
+      auto stale = NewFamily("pgtlsmon_stats_stale_scrapes_total",
+                             "Scrapes answered with an older snapshot of the pipeline counters "
+                             "because the capture thread did not answer within 1 s.",
+                             MetricType::Counter);
+      AddSample(&stale, {}, static_cast<double>(*s.stale_scrapes));
+      out->push_back(std::move(stale));
     }
   }
 

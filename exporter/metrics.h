@@ -45,6 +45,9 @@ struct CaptureSourceStats {
   uint64_t skipped_packets = 0;  // of connections whose record was final, not handed on
   uint64_t skipped_bytes = 0;
   std::vector<std::pair<std::string, uint64_t>> drops;  // reason -> packets lost
+  // Reads of the source's own counters (eBPF maps, pcap_stats) that failed: the values above
+  // are then the last ones read, never zeros. pgtlsmon_stats_read_errors_total.
+  uint64_t read_errors = 0;
 };
 
 // A snapshot of the pipeline's own counters, taken at scrape time.
@@ -56,6 +59,9 @@ struct PipelineStats {
   // Session records the live daemon could not write to its --session-log (disk full, I/O
   // error); unset when there is no session log, and then not exported.
   std::optional<uint64_t> session_log_errors;
+  // Scrapes that got an older snapshot because the capture thread did not answer in time
+  // (StatsSnapshot); unset where snapshots are not requested, and then not exported.
+  std::optional<uint64_t> stale_scrapes;
 };
 
 class Metrics {

@@ -11,11 +11,12 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   # earned their place (README.md, "Dependencies")
   libcli11-dev libfmt-dev zlib1g-dev libcap-ng-dev nlohmann-json3-dev libbenchmark-dev libclang-rt-14-dev
+  libmicrohttpd-dev libgnutls28-dev libyaml-cpp-dev libcrypt-dev
   # real peers for the tests and the benchmark
   tshark tcpdump postgresql-15 postgresql-client-15 prometheus iproute2 ethtool
-  libndpi-bin python3 python3-yaml hyperfine systemd
+  libndpi-bin python3 python3-yaml hyperfine systemd curl openssl prometheus-node-exporter
   # the Debian package and the container image (deploy/tests: deploy_package, deploy_image)
-  dpkg-dev lintian help2man mmdebstrap podman buildah runc libcap2-bin curl python3-jsonschema
+  dpkg-dev lintian help2man mmdebstrap podman buildah runc libcap2-bin python3-jsonschema
 )
 
 missing=()
@@ -31,5 +32,5 @@ export DEBIAN_FRONTEND=noninteractive
 echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian starts a PostgreSQL cluster and a Prometheus server on install; the tests run their
-# own on other ports, so the package defaults are left alone.
+# Debian starts a PostgreSQL cluster, a Prometheus server and node_exporter (:9100) on install;
+# the tests run their own on other ports, so the package defaults are left alone.

@@ -31,7 +31,7 @@ for f in usr/lib/systemd/system/pgtlsmon.service etc/default/pgtlsmon etc/logrot
     usr/share/doc/pgtlsmon/changelog.gz; do
   [ -f "$tmp/root/$f" ] || { echo "FAIL: $f not installed"; fail=1; }
 done
-grep -q '^ExecStart=/usr/bin/pgtlsmon watch \$PGTLSMON_ARGS$' \
+grep -q '^ExecStart=/usr/bin/pgtlsmon watch \$PGTLSMON_ARGS \$PGTLSMON_WEB_CONFIG$' \
   "$tmp/root/usr/lib/systemd/system/pgtlsmon.service" \
   || { echo "FAIL: installed unit does not run /usr/bin/pgtlsmon"; fail=1; }
 cmp -s "$deploy/systemd/pgtlsmon.env" "$tmp/root/etc/default/pgtlsmon" \

@@ -158,14 +158,5 @@ TEST(CollectStatsTest, IsTheSumOfItsParts) {
   EXPECT_FALSE(CollectStats(source, p0.input(), trackers).session_log_errors.has_value());
 }
 
-TEST(StatsSnapshotTest, ReadersGetWhatWasLastPublished) {
-  StatsSnapshot snap;
-  EXPECT_TRUE(snap.Get().sources.empty());
-  exporter::PipelineStats ps;
-  ps.flows_active = 42;
-  snap.Publish(ps);
-  EXPECT_EQ(snap.Get().flows_active, 42u);
-}
-
 }  // namespace
 }  // namespace pgtlsmon::app
