@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "app/replay.h"
 #include "app/watch.h"
+#include "app/what_if.h"
 #include "fmt/core.h"
 
 namespace pgtlsmon::app {
@@ -117,6 +118,8 @@ int Main(int argc, char** argv) {
   rp->add_flag("!--no-progress", replay.progress,
                "do not show progress on stderr (shown only when stderr is a terminal)");
   replay_tracker.Add(rp);
+  WhatIfFlags replay_what_if;
+  replay_what_if.Add(rp);
   rp->add_option("captures", replay.captures, "capture files ('-' for standard input)")->required();
 
   WatchOptions watch;
@@ -127,6 +130,8 @@ int Main(int argc, char** argv) {
       "Capture live on an interface and serve Prometheus metrics (/metrics) and /healthz.");
   AddWatchFlags(wp, &watch);
   watch_tracker.Add(wp);
+  WhatIfFlags watch_what_if;
+  watch_what_if.Add(wp);
 
   try {
     app.parse(argc, argv);
@@ -142,12 +147,26 @@ int Main(int argc, char** argv) {
       fmt::print(stderr, "pgtlsmon replay: {}\n", err);
       return kExitUsage;
     }
+    auto engine = replay_what_if.Build("replay");
+    if (!engine.ok()) {
+      fmt::print(stderr, "pgtlsmon replay: {}\n", std::string(engine.status().message()));
+      return absl::IsNotFound(engine.status()) ? 1 : kExitUsage;
+    }
+    replay.what_if = *engine;
+    replay.tracker.keep_client_hello = replay.what_if != nullptr;
     return RunReplay(replay);
   }
   if (!watch_tracker.Apply(&watch.tracker, &err)) {
     fmt::print(stderr, "pgtlsmon watch: {}\n", err);
     return kExitUsage;
   }
+  auto engine = watch_what_if.Build("watch");
+  if (!engine.ok()) {
+    fmt::print(stderr, "pgtlsmon watch: {}\n", std::string(engine.status().message()));
+    return absl::IsNotFound(engine.status()) ? 1 : kExitUsage;
+  }
+  watch.what_if = *engine;
+  watch.tracker.keep_client_hello = watch.what_if != nullptr;
   return RunWatch(watch);
 }
 

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "app/what_if.h"
 #include "capture/open_capture.h"
 #include "exporter/metrics.h"
 #include "exporter/record_json.h"
@@ -319,7 +320,14 @@ int RunReplay(const ReplayOptions& opts) {
   const bool jsonl = opts.format == "jsonl";
   OutputBuffer output(out);
   std::optional<exporter::TableReport> table;
-  if (!jsonl) table.emplace(out);
+  if (!jsonl) {
+    exporter::TableReport::Options to;
+    if (opts.what_if) {
+      to.what_if_policies = PolicySummaries(*opts.what_if);
+      to.what_if_security_level = opts.what_if->security_level();
+    }
+    table.emplace(out, to);
+  }
 
   std::unique_ptr<exporter::Metrics> metrics;
   if (!opts.metrics_file.empty()) {
@@ -332,6 +340,7 @@ int RunReplay(const ReplayOptions& opts) {
   uint64_t records = 0;
   const auto on_record = [&](parser::SessionRecord&& r) {
     ++records;
+    if (opts.what_if) opts.what_if->Annotate(&r);
     if (metrics) metrics->OnRecord(r);
     if (jsonl) {
       exporter::AppendRecordJson(r, output.buf());

@@ -196,6 +196,7 @@ int RunWatch(WatchOptions opts) {
   Log(fmt::format("serving /metrics and /healthz on {}", bound));
 
   parser::FlowTracker tracker(opts.tracker, [&](parser::SessionRecord&& r) {
+    if (opts.what_if) opts.what_if->Annotate(&r);
     metrics.OnRecord(r);
     log.Write(r);
   });

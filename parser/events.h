@@ -138,6 +138,7 @@ struct RawClientHello {
 // One policy's prediction (`--what-if`, session-record.md "What if the server were stricter").
 // The parser never fills it: the what-if engine does, before the record is written.
 struct WhatIfPrediction {
+  std::string_view policy;              // the policy's name (storage owned by the engine)
   Outcome outcome = Outcome::kUnknown;  // kTls, kTlsFailed; kUnknown: not predictable
   uint16_t version = 0;                 // 0: none
   uint16_t cipher_suite = 0;            // valid when version != 0

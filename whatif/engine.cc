@@ -571,6 +571,7 @@ void Engine::Annotate(parser::SessionRecord* r) {
         ++m.stats.cache_full;
       }
     }
+    p.policy = m.policies[i].name;
     p.certificate_assumed = assumed;
     p.certificate_key = KeySpecName(k);
     unknown |= p.outcome == parser::Outcome::kUnknown;
