@@ -14,6 +14,9 @@ PACKAGES=(
   # real peers for the tests and the benchmark
   tshark tcpdump postgresql-15 postgresql-client-15 prometheus iproute2 ethtool
   libndpi-bin python3 python3-yaml hyperfine systemd
+  # --what-if's reality test (tests/e2e/what_if_reality.py): more real client stacks
+  gnutls-bin default-jdk-headless libpostgresql-jdbc-java golang-go golang-github-lib-pq-dev
+  python3-asyncpg
 )
 
 missing=()
