@@ -291,14 +291,18 @@ void TableReport::FinishWhatIf(std::string* s) const {
   for (size_t i = 0; i < what_if_.size(); ++i) {
     const WhatIfSummary& w = what_if_[i];
     const auto& [name, settings] = options_.what_if_policies[i];
-    s->append(absl::StrCat("\nWhat if: policy ", TerminalSafe(name, 40), " (",
-                           TerminalSafe(settings, 80), ")\n"));
+    s->append(absl::StrCat("\nWhat if: policy ", TerminalSafe(name, 60),
+                           "\n  Settings: ", TerminalSafe(settings, kLineWidth - 12), "\n"));
     std::string assumed = absl::StrCat("  Assumed: OpenSSL security level ",
-                                       options_.what_if_security_level, "; server certificate ");
-    if (!w.keys_seen.empty()) absl::StrAppend(&assumed, Join(w.keys_seen, 40), " as seen");
-    if (!w.keys_assumed.empty()) {
-      absl::StrAppend(&assumed, w.keys_seen.empty() ? "" : ", ", Join(w.keys_assumed, 40),
-                      " where none was seen (TLS 1.3 hides it)");
+                                       options_.what_if_security_level, "; server key ");
+    if (!w.keys_seen.empty()) {
+      absl::StrAppend(&assumed, Join(w.keys_seen, 40), " (seen in the capture)");
+      if (!w.keys_assumed.empty()) {
+        absl::StrAppend(&assumed, "; ", Join(w.keys_assumed, 40), " before one was seen");
+      }
+    } else if (!w.keys_assumed.empty()) {
+      absl::StrAppend(&assumed, Join(w.keys_assumed, 40),
+                      " assumed (none seen; set pgtlsmon.certificate_key)");
     }
     if (w.keys_seen.empty() && w.keys_assumed.empty()) assumed.append("none needed");
     s->append(assumed + "\n");
@@ -333,20 +337,21 @@ void TableReport::FinishWhatIf(std::string* s) const {
       std::string head = "    ";
       Cell(&head, "CLIENT", kSummaryClientW);
       RightCell(&head, "SESSIONS", 8);
-      head.append(failing ? "WHY (NOW)" : "NOW -> PREDICTED");
+      head.append("APPLICATION / USER");
       s->append(head + "\n");
-      const size_t detail_w = kLineWidth - (4 + kSummaryClientW + 1 + 8 + 1);
+      s->append(failing ? "      why it would fail (what it negotiates now)\n"
+                        : "      now -> predicted\n");
+      const size_t who_w = kLineWidth - (4 + kSummaryClientW + 1 + 8 + 1);
       for (const auto* e : rows) {
         const WhatIfClient& c = e->second;
         std::string line = "    ";
         Cell(&line, e->first, kSummaryClientW);
         RightCell(&line, absl::StrCat(failing ? c.failing : c.changing, "/", c.sessions), 8);
-        line.append(Join(failing ? c.failures : c.changes, detail_w));
+        line.append(c.who.empty() ? std::string("-") : Join(c.who, who_w));
         while (!line.empty() && line.back() == ' ') line.pop_back();
         s->append(line + "\n");
-        if (!c.who.empty()) {
-          s->append(absl::StrCat(std::string(4 + kSummaryClientW + 1, ' '),
-                                 Join(c.who, kLineWidth - 5 - kSummaryClientW), "\n"));
+        for (const std::string& item : failing ? c.failures : c.changes) {
+          s->append(absl::StrCat("      ", TerminalSafe(item, kLineWidth - 6), "\n"));
         }
       }
     };
