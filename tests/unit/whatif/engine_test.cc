@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "tests/unit/whatif/hello_maker.h"
+#include "tests/testing/openssl_client_hello.h"
 
 namespace pgtlsmon::whatif {
 namespace {

@@ -60,9 +60,8 @@ TEST(WhatIfSettings, OtherParametersAreIgnoredAndListedOnce) {
       "max_connections = 100\nshared_buffers = 128MB\nmax_connections = 200\n"
       "include_if_exists = 'x.conf'\nssl = on\n");
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ(s->ignored,
-            (std::vector<std::string>{"max_connections", "shared_buffers", "include_if_exists",
-                                      "ssl"}));
+  EXPECT_EQ(s->ignored, (std::vector<std::string>{"max_connections", "shared_buffers",
+                                                  "include_if_exists", "ssl"}));
 }
 
 TEST(WhatIfSettings, BadValuesNameTheParameter) {

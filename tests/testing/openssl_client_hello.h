@@ -1,4 +1,5 @@
-// tests/unit/whatif/hello_maker.h: real ClientHellos from an in-process OpenSSL client.
+// tests/testing/openssl_client_hello.h: real ClientHellos from an in-process OpenSSL client
+// (what-if engine tests and benchmark).
 #pragma once
 
 #include <openssl/bio.h>
