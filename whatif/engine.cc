@@ -208,7 +208,20 @@ bool ReadServerHello(const uint8_t* rec, size_t len, parser::WhatIfPrediction* p
 
 }  // namespace
 
+namespace {
+void KeepOpensslConfOut() {
+  // An openssl.cnf `system_default` section applies to every SSL_CTX of the process, whatever
+  // its library context (MinProtocol, CipherString with @SECLEVEL, Groups...): the monitor's
+  // configuration is not the server's. Effective when this runs before anything else loads
+  // the configuration (pgtlsmon builds the engine right after parsing its flags); the contexts
+  // also set every such setting explicitly.
+  OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, nullptr);
+}
+
+}  // namespace
+
 int DefaultSecurityLevel() {
+  KeepOpensslConfOut();
   OSSL_LIB_CTX* lib = OSSL_LIB_CTX_new();
   int level = 1;
   if (SSL_CTX* c = SSL_CTX_new_ex(lib, nullptr, TLS_server_method())) {
@@ -485,6 +498,7 @@ Engine::~Engine() = default;
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(std::vector<Policy> policies,
                                                        EngineOptions options) {
   if (policies.empty()) return absl::InvalidArgumentError("no policy given");
+  KeepOpensslConfOut();
   auto impl = std::make_unique<Impl>();
   impl->level = options.security_level < 0 ? DefaultSecurityLevel() : options.security_level;
   if (impl->level > 5) {

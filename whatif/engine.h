@@ -74,7 +74,8 @@ class Engine {
 // The key type a certificate record describes, if OpenSSL can make one like it.
 std::optional<KeySpec> KeySpecOf(const parser::CertificateInfo& cert);
 
-// OpenSSL's build default security level (no configuration file applied).
+// OpenSSL's build default security level (no configuration file applied: this and
+// Engine::Create keep openssl.cnf from being loaded when they run before any other OpenSSL use).
 int DefaultSecurityLevel();
 
 }  // namespace pgtlsmon::whatif
