@@ -28,6 +28,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pgharness as ph  # noqa: E402
+import watchlib  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JDBC_JAR = "/usr/share/java/postgresql.jar"
@@ -183,6 +184,25 @@ class Clients:
         return n
 
 
+def metric_counts(samples, predicted, names):
+    """Per policy: (sessions counted by outcome, failures counted) against the replay's."""
+    problems = []
+    for name in names:
+        for outcome in ("tls", "tls_failed"):
+            want = sum(1 for r in predicted if (r["what_if_policies"][name] or {}).get("outcome")
+                       == outcome)
+            got = watchlib.metric_sum(samples, "pgtlsmon_what_if_sessions_total", policy=name,
+                                      outcome=outcome)
+            if got != want:
+                problems.append("%s %s: %s counted, %d predicted" % (name, outcome, got, want))
+        want = sum(1 for r in predicted
+                   if (r["what_if_policies"][name] or {}).get("outcome") == "tls_failed")
+        got = watchlib.metric_sum(samples, "pgtlsmon_what_if_failures_total", policy=name)
+        if got != want:
+            problems.append("%s failures: %s counted, %d predicted" % (name, got, want))
+    return problems
+
+
 def replay(pgtlsmon, pcap, port, extra=()):
     res = subprocess.run([pgtlsmon, "replay", "--format", "jsonl", "--ports", str(port), pcap] +
                          list(extra), capture_output=True, timeout=300)
@@ -230,7 +250,11 @@ def main():
             if len([s for s in clients.stacks if s not in ("libpq", "s_client", "gnutls")]) < 2:
                 failures.append("fewer than two more client stacks (pgjdbc, Go, asyncpg) installed")
 
-            def phase(name, settings):
+            what_if = []
+            for name, pol in POLICIES:
+                what_if += ["--what-if", "%s=%s" % (name, settings_text(full_settings(pol)))]
+
+            def phase(name, settings, watch=None):
                 if settings is not None:
                     srv.restart(**dict(prefix, **settings))
                 log_start = len(srv.log_text())
@@ -240,12 +264,25 @@ def main():
                     n = clients.run_all()
                 return pcap, n, srv.log_text()[log_start:]
 
-            base_pcap, base_n, _ = phase("permissive", None)
-            what_if = []
-            for name, pol in POLICIES:
-                what_if += ["--what-if", "%s=%s" % (name, settings_text(full_settings(pol)))]
-            predicted = [r for r in replay(args.pgtlsmon, base_pcap, srv.port, what_if)
-                         if r["client_hello"]]
+            # The permissive phase also runs `pgtlsmon watch --what-if` live: its
+            # pgtlsmon_what_if_* counters must equal the replay's predictions.
+            with watchlib.WatchProcess(args.pgtlsmon, [srv.port], extra=what_if) as watch:
+                base_pcap, base_n, _ = phase("permissive", None)
+                metrics_file = os.path.join(work, "replay.prom")
+                predicted = [r for r in replay(args.pgtlsmon, base_pcap, srv.port,
+                                               what_if + ["--metrics-file", metrics_file])
+                             if r["client_hello"]]
+                watch.wait_for_metric("pgtlsmon_what_if_sessions_total", len(predicted),
+                                      timeout=15, policy=POLICIES[0][0])
+                live = watch.samples()
+            names = [n for n, _ in POLICIES]
+            for problem in metric_counts(live, predicted, names):
+                failures.append("watch: " + problem)
+            with open(metrics_file) as f:
+                for problem in metric_counts(watchlib.parse_metrics(f.read()), predicted, names):
+                    failures.append("replay --metrics-file: " + problem)
+            log("watch and --metrics-file: pgtlsmon_what_if_* checked for %d policies" %
+                len(names))
             if len(predicted) != base_n:
                 failures.append("permissive capture: %d ClientHellos, %d connections made" %
                                 (len(predicted), base_n))
@@ -255,6 +292,7 @@ def main():
                 actual = [r for r in replay(args.pgtlsmon, pcap, srv.port) if r["client_hello"]]
                 truth = server_truth(log_text)
                 agreed = compared = 0
+                reasons = {}
                 if len(actual) != len(predicted):
                     failures.append("%s: %d connections, %d in the permissive capture" %
                                     (name, len(actual), len(predicted)))
@@ -279,6 +317,8 @@ def main():
                                 "reason": None}
                     keys = ["outcome", "version", "cipher_suite"] if t[0] == "tls" else \
                         ["outcome", "reason"]
+                    if got["outcome"] == "tls_failed":
+                        reasons[got["reason"]] = reasons.get(got["reason"], 0) + 1
                     if all(want[k] == got[k] for k in keys):
                         agreed += 1
                     else:
@@ -291,10 +331,12 @@ def main():
                                           a["tls"]["cipher_suite"] != t[2]):
                         failures.append("%s: port %d: capture says %s %s, log says %s" % (
                             name, port, a["outcome"], a["tls"], t[:3]))
-                summary.append((name, settings_text(pol), compared, agreed))
-            print("policy   compared  agreed  settings")
-            for name, text, compared, agreed in summary:
-                print("%-8s %8d %7d  %s" % (name, compared, agreed, text))
+                summary.append((name, settings_text(pol), compared, agreed,
+                                ", ".join("%s %d" % kv for kv in sorted(reasons.items(),
+                                                                         key=str))))
+            print("policy   compared  agreed  settings; failures the server logged")
+            for name, text, compared, agreed, fails in summary:
+                print("%-8s %8d %7d  %s; %s" % (name, compared, agreed, text, fails or "none"))
             print("total    %8d %7d" % (sum(s[2] for s in summary), sum(s[3] for s in summary)))
     finally:
         if args.keep:
