@@ -147,26 +147,18 @@ int Main(int argc, char** argv) {
       fmt::print(stderr, "pgtlsmon replay: {}\n", err);
       return kExitUsage;
     }
-    auto engine = replay_what_if.Build("replay");
-    if (!engine.ok()) {
-      fmt::print(stderr, "pgtlsmon replay: {}\n", std::string(engine.status().message()));
-      return absl::IsNotFound(engine.status()) ? 1 : kExitUsage;
+    if (const int rc = replay_what_if.Apply("replay", &replay.what_if, &replay.tracker); rc != 0) {
+      return rc;
     }
-    replay.what_if = *engine;
-    replay.tracker.keep_client_hello = replay.what_if != nullptr;
     return RunReplay(replay);
   }
   if (!watch_tracker.Apply(&watch.tracker, &err)) {
     fmt::print(stderr, "pgtlsmon watch: {}\n", err);
     return kExitUsage;
   }
-  auto engine = watch_what_if.Build("watch");
-  if (!engine.ok()) {
-    fmt::print(stderr, "pgtlsmon watch: {}\n", std::string(engine.status().message()));
-    return absl::IsNotFound(engine.status()) ? 1 : kExitUsage;
+  if (const int rc = watch_what_if.Apply("watch", &watch.what_if, &watch.tracker); rc != 0) {
+    return rc;
   }
-  watch.what_if = *engine;
-  watch.tracker.keep_client_hello = watch.what_if != nullptr;
   return RunWatch(watch);
 }
 

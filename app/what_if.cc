@@ -54,6 +54,18 @@ absl::StatusOr<std::shared_ptr<whatif::Engine>> WhatIfFlags::Build(const char* c
   return std::shared_ptr<whatif::Engine>(std::move(*e));
 }
 
+int WhatIfFlags::Apply(const char* command, std::shared_ptr<whatif::Engine>* engine,
+                       parser::FlowTrackerConfig* tracker) const {
+  auto built = Build(command);
+  if (!built.ok()) {
+    fmt::print(stderr, "pgtlsmon {}: {}\n", command, std::string(built.status().message()));
+    return absl::IsNotFound(built.status()) ? 1 : 2;
+  }
+  *engine = std::move(*built);
+  tracker->keep_client_hello = *engine != nullptr;
+  return 0;
+}
+
 std::vector<std::pair<std::string, std::string>> PolicySummaries(const whatif::Engine& e) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const whatif::Policy& p : e.policies()) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "parser/flow_tracker.h"
 #include "whatif/engine.h"
 
 namespace CLI {
@@ -23,6 +24,10 @@ struct WhatIfFlags {
   // nullptr without --what-if. Bad settings are InvalidArgument (exit 2), an unreadable @FILE
   // NotFound (exit 1). Prints one notice naming the postgresql.conf parameters ignored.
   absl::StatusOr<std::shared_ptr<whatif::Engine>> Build(const char* command) const;
+  // Build() into *engine, and with a policy keeps each connection's ClientHello in *tracker.
+  // 0, or the exit code after printing the error (2 bad usage, 1 an unreadable @FILE).
+  int Apply(const char* command, std::shared_ptr<whatif::Engine>* engine,
+            parser::FlowTrackerConfig* tracker) const;
 };
 
 // (name, settings) of each policy, for the table.
