@@ -22,7 +22,6 @@
 namespace pgtlsmon::whatif {
 namespace {
 
-constexpr uint16_t kTls13 = 0x0304;
 constexpr size_t kMaxFragment = 16384;
 constexpr uint16_t kExtSupportedVersions = 43;
 constexpr uint16_t kExtKeyShare = 51;
@@ -181,7 +180,7 @@ bool ReadServerHello(const uint8_t* rec, size_t len, parser::WhatIfPrediction* p
   // Handshake header (4), legacy_version (2), random (32), session id.
   if (len < 4 + 2 + 32 + 1 || rec[0] != 2) return false;
   const uint8_t* b = rec + 4;
-  const size_t body = std::min(len - 4, size_t{(size_t{rec[1]} << 16) | (rec[2] << 8) | rec[3]});
+  const size_t body = std::min(len - 4, (size_t{rec[1]} << 16) | (size_t{rec[2]} << 8) | size_t{rec[3]});
   uint16_t version = Be16(b);
   const bool hrr = std::memcmp(b + 2, kHrrRandom.data(), 32) == 0;
   size_t i = 2 + 32;
