@@ -78,6 +78,7 @@ std::string_view ReasonFor(unsigned long e) {
     case SSL_R_NO_SUITABLE_KEY_SHARE:
       return "no_shared_group";
     case SSL_R_NO_SUITABLE_SIGNATURE_ALGORITHM:
+    case SSL_R_NO_SHARED_SIGNATURE_ALGORITHMS:  // the client offers only ones the level forbids
       return "no_signature_algorithm";
     default:
       return {};
@@ -180,7 +181,8 @@ bool ReadServerHello(const uint8_t* rec, size_t len, parser::WhatIfPrediction* p
   // Handshake header (4), legacy_version (2), random (32), session id.
   if (len < 4 + 2 + 32 + 1 || rec[0] != 2) return false;
   const uint8_t* b = rec + 4;
-  const size_t body = std::min(len - 4, (size_t{rec[1]} << 16) | (size_t{rec[2]} << 8) | size_t{rec[3]});
+  const size_t body =
+      std::min(len - 4, (size_t{rec[1]} << 16) | (size_t{rec[2]} << 8) | size_t{rec[3]});
   uint16_t version = Be16(b);
   const bool hrr = std::memcmp(b + 2, kHrrRandom.data(), 32) == 0;
   size_t i = 2 + 32;

@@ -61,7 +61,8 @@ LOG_FAIL = re.compile(r"\((\d+)\) LOG:\s+could not accept SSL connection: (.*)")
 REASONS = [("unsupported protocol", "protocol_version"), ("wrong version number", "protocol_version"),
            ("version too low", "protocol_version"), ("no shared cipher", "no_shared_cipher"),
            ("no suitable key share", "no_shared_group"),
-           ("no suitable signature algorithm", "no_signature_algorithm")]
+           ("no suitable signature algorithm", "no_signature_algorithm"),
+           ("no shared signature algorithms", "no_signature_algorithm")]
 
 
 def log(msg):

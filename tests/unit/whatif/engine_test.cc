@@ -140,6 +140,18 @@ TEST(WhatIfEngine, CertificateKeyTypeRulesSuitesOut) {
   EXPECT_EQ(ec.reason, "no_shared_cipher");
 }
 
+TEST(WhatIfEngine, Sha1OnlySignatureAlgorithmsFailAtLevel2) {
+  auto e = Make({P("")});
+  const auto hello = MakeHello([](SSL_CTX*, SSL* s) {
+    SSL_set_max_proto_version(s, TLS1_2_VERSION);
+    SSL_set_cipher_list(s, "DEFAULT:@SECLEVEL=0");
+    SSL_set1_sigalgs_list(s, "RSA+SHA1:ECDSA+SHA1");
+  });
+  const auto p = e->Predict(0, hello, kRsa);
+  EXPECT_EQ(p.outcome, Outcome::kTlsFailed);
+  EXPECT_EQ(p.reason, "no_signature_algorithm") << p.detail;
+}
+
 TEST(WhatIfEngine, IncompleteHelloIsUnknownNotFailure) {
   auto e = Make({P("")});
   auto hello = Client(0, 0);
