@@ -390,6 +390,13 @@ int RunReplay(const ReplayOptions& opts) {
   int rc = read.rc;
 
   if (table) table->Finish();
+  if (opts.what_if) {
+    const whatif::EngineStats st = opts.what_if->stats();
+    fmt::print(stderr,
+               "pgtlsmon: --what-if: {} connections with a ClientHello, {} policies; OpenSSL "
+               "asked {} times (distinct hello shapes), {} answers from the cache\n",
+               st.predictions, opts.what_if->policies().size(), st.cache_misses, st.cache_hits);
+  }
   if (!output.Flush()) {
     fmt::print(stderr, "pgtlsmon: writing {}: {}\n", opts.output.empty() ? "stdout" : opts.output,
                std::strerror(errno));

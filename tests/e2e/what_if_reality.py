@@ -209,6 +209,9 @@ def replay(pgtlsmon, pcap, port, extra=()):
                          list(extra), capture_output=True, timeout=300)
     if res.returncode != 0:
         raise ph.HarnessError("pgtlsmon replay %s failed: %s" % (pcap, res.stderr.decode()))
+    for line in res.stderr.decode().splitlines():
+        if "--what-if" in line:
+            log(line)
     return [json.loads(l) for l in res.stdout.decode().splitlines() if l.strip()]
 
 
