@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "app/replay.h"
 #include "app/watch.h"
+#include "app/what_if.h"
 #include "fmt/core.h"
 
 namespace pgtlsmon::app {
@@ -118,6 +119,8 @@ int Main(int argc, char** argv) {
   rp->add_flag("!--no-progress", replay.progress,
                "do not show progress on stderr (shown only when stderr is a terminal)");
   replay_tracker.Add(rp);
+  WhatIfFlags replay_what_if;
+  replay_what_if.Add(rp);
   rp->add_option("captures", replay.captures, "capture files ('-' for standard input)")->required();
 
   WatchOptions watch;
@@ -128,6 +131,8 @@ int Main(int argc, char** argv) {
       "Capture live on an interface and serve Prometheus metrics (/metrics) and /healthz.");
   AddWatchFlags(wp, &watch);
   watch_tracker.Add(wp);
+  WhatIfFlags watch_what_if;
+  watch_what_if.Add(wp);
 
   try {
     app.parse(argc, argv);
@@ -143,11 +148,17 @@ int Main(int argc, char** argv) {
       fmt::print(stderr, "pgtlsmon replay: {}\n", err);
       return kExitUsage;
     }
+    if (const int rc = replay_what_if.Apply("replay", &replay.what_if, &replay.tracker); rc != 0) {
+      return rc;
+    }
     return RunReplay(replay);
   }
   if (!watch_tracker.Apply(&watch.tracker, &err)) {
     fmt::print(stderr, "pgtlsmon watch: {}\n", err);
     return kExitUsage;
+  }
+  if (const int rc = watch_what_if.Apply("watch", &watch.what_if, &watch.tracker); rc != 0) {
+    return rc;
   }
   return RunWatch(watch);
 }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "app/pipeline.h"
+#include "app/what_if.h"
 #include "capture/open_capture.h"
 #include "exporter/metrics.h"
 #include "exporter/record_json.h"
@@ -339,7 +340,14 @@ int RunReplay(const ReplayOptions& opts) {
   const bool jsonl = opts.format == "jsonl";
   OutputBuffer output(out);
   std::optional<exporter::TableReport> table;
-  if (!jsonl) table.emplace(out);
+  if (!jsonl) {
+    exporter::TableReport::Options to;
+    if (opts.what_if) {
+      to.what_if_policies = PolicySummaries(*opts.what_if);
+      to.what_if_security_level = opts.what_if->security_level();
+    }
+    table.emplace(out, to);
+  }
 
   std::unique_ptr<exporter::Metrics> metrics;
   if (!opts.metrics_file.empty()) {
@@ -352,6 +360,7 @@ int RunReplay(const ReplayOptions& opts) {
   uint64_t records = 0;
   const auto on_record = [&](parser::SessionRecord&& r) {
     ++records;
+    if (opts.what_if) opts.what_if->Annotate(&r);
     if (metrics) metrics->OnRecord(r);
     if (jsonl) {
       exporter::AppendRecordJson(r, output.buf());
@@ -401,6 +410,13 @@ int RunReplay(const ReplayOptions& opts) {
   int rc = read.rc;
 
   if (table) table->Finish();
+  if (opts.what_if) {
+    const whatif::EngineStats st = opts.what_if->stats();
+    fmt::print(stderr,
+               "pgtlsmon: --what-if: {} connections with a ClientHello, {} policies; OpenSSL "
+               "asked {} times (distinct hello shapes), {} answers from the cache\n",
+               st.predictions, opts.what_if->policies().size(), st.cache_misses, st.cache_hits);
+  }
   bool written = output.Flush();
   if (out_file) written = std::fclose(out_file.release()) == 0 && written;
   if (!written) {

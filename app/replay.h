@@ -2,10 +2,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "parser/flow_tracker.h"
+#include "whatif/engine.h"
 
 namespace pgtlsmon::app {
 
@@ -18,6 +20,7 @@ struct ReplayOptions {
   int threads = 1;
   bool progress = true;  // only shown when stderr is a terminal
   size_t max_clients = 1000;
+  std::shared_ptr<whatif::Engine> what_if;  // --what-if; null without
 };
 
 // Runs the replay; returns the process exit code (0 ok, 1 input or runtime error).

@@ -289,6 +289,7 @@ int RunWatch(WatchOptions opts) {
 
   bool counted_session = false;  // since the last snapshot
   Pipeline pipeline(opts.tracker, [&](parser::SessionRecord&& r) {
+    if (opts.what_if) opts.what_if->Annotate(&r);
     snapshot.Changed();  // before the session is counted: scrapes then ask for a new snapshot
     counted_session = true;
     metrics.OnRecord(r);

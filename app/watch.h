@@ -2,9 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "parser/flow_tracker.h"
+#include "whatif/engine.h"
 
 namespace CLI {
 class App;
@@ -27,6 +29,7 @@ struct WatchOptions {
   size_t max_clients = 1000;
   double stats_interval_s = 1.0;
   parser::FlowTrackerConfig tracker;
+  std::shared_ptr<whatif::Engine> what_if;  // --what-if; null without
 };
 
 void AddWatchFlags(CLI::App* cmd, WatchOptions* opts);

@@ -44,11 +44,16 @@ enum SeriesKind : uint32_t {
   kCiphers,
   kMaxVersion,
   kFindings,
+  kWhatIfSessions,
+  kWhatIfFailures,
 };
 using SeriesKey = std::array<uint32_t, 4>;
 
 constexpr uint32_t kNoVersion = 0x10000;  // version "none"
 constexpr uint32_t kNoAlert = 0x100;      // alert "none"
+constexpr uint32_t kNoClient = 0xffffffff;
+constexpr std::string_view kWhatIfReasons[] = {
+    "protocol_version", "no_shared_cipher", "no_shared_group", "no_signature_algorithm", "other"};
 
 using IpKey = std::pair<std::array<uint8_t, 16>, bool>;
 using EndpointKey = std::pair<IpKey, uint16_t>;
@@ -153,6 +158,16 @@ struct Metrics::State : public prometheus::Collectable {
                            .Help("Expiry (Unix time) of each distinct server certificate seen "
                                  "in clear (capped).")
                            .Register(*registry)),
+        what_if_sessions(prometheus::BuildCounter()
+                             .Name("pgtlsmon_what_if_sessions_total")
+                             .Help("With --what-if: connections with a ClientHello by the "
+                                   "outcome and version predicted under each planned policy.")
+                             .Register(*registry)),
+        what_if_failures(prometheus::BuildCounter()
+                             .Name("pgtlsmon_what_if_failures_total")
+                             .Help("With --what-if: connections that would fail under each "
+                                   "planned policy, by reason (client capped).")
+                             .Register(*registry)),
         build_info(prometheus::BuildGauge()
                        .Name("pgtlsmon_build_info")
                        .Help("Always 1; labels give the version and the capture backend.")
@@ -371,6 +386,41 @@ struct Metrics::State : public prometheus::Collectable {
       }).Increment();
     }
     if (r.certificate) CountCertificate(server, *r.certificate);
+    if (r.what_if) CountWhatIf(r, server);
+  }
+
+  // pgtlsmon_what_if_*: one series set per policy (label `policy`), predictions OpenSSL could
+  // not make count under outcome "unknown".
+  void CountWhatIf(const parser::SessionRecord& r, uint32_t server) {
+    const std::string& server_label = server_labels[server];
+    uint32_t client = kNoClient;
+    for (size_t i = 0; i < r.what_if->size(); ++i) {
+      const parser::WhatIfPrediction& p = (*r.what_if)[i];
+      const uint32_t version = p.version != 0 ? p.version : kNoVersion;
+      const auto pol = static_cast<uint32_t>(i << 8);
+      Series(what_if_sessions,
+             {kWhatIfSessions, server, pol | static_cast<uint32_t>(p.outcome), version},
+             [&] {
+               return prometheus::Labels{{"server", server_label},
+                                         {"policy", std::string(p.policy)},
+                                         {"outcome", std::string(parser::OutcomeName(p.outcome))},
+                                         {"version", VersionLabel(version)}};
+             })
+          .Increment();
+      if (p.outcome != parser::Outcome::kTlsFailed) continue;
+      if (client == kNoClient) client = ClientId(r.client.ip);
+      const std::string_view reason = p.reason.empty() ? kWhatIfReasons[4] : p.reason;
+      uint32_t reason_id = 0;  // a closed set (session-record.md), "other" last
+      while (reason_id + 1 < std::size(kWhatIfReasons) && kWhatIfReasons[reason_id] != reason) {
+        ++reason_id;
+      }
+      Series(what_if_failures, {kWhatIfFailures, server, client, pol | reason_id}, [&] {
+        return prometheus::Labels{{"server", server_label},
+                                  {"policy", std::string(p.policy)},
+                                  {"client", client_labels[client]},
+                                  {"reason", std::string(reason)}};
+      }).Increment();
+    }
   }
 
   void CountCertificate(uint32_t server, const parser::CertificateInfo& c) {
@@ -414,6 +464,8 @@ struct Metrics::State : public prometheus::Collectable {
   prometheus::Family<prometheus::Counter>& max_version;
   prometheus::Family<prometheus::Counter>& findings;
   prometheus::Family<prometheus::Gauge>& cert_not_after;
+  prometheus::Family<prometheus::Counter>& what_if_sessions;
+  prometheus::Family<prometheus::Counter>& what_if_failures;
   prometheus::Family<prometheus::Gauge>& build_info;
   prometheus::Family<prometheus::Counter>& overflow;
   prometheus::Counter& overflow_client;

@@ -303,6 +303,36 @@ void AppendCertificate(const parser::CertificateInfo& c, std::string* out) {
   out->push_back('}');
 }
 
+// session-record.md "What if": a prediction OpenSSL could not make (an incomplete hello) is
+// null, like a connection without a ClientHello.
+void AppendWhatIf(const parser::WhatIfPrediction* p, std::string* out) {
+  if (p == nullptr || p->outcome == parser::Outcome::kUnknown) {
+    out->append("null");
+    return;
+  }
+  out->append("{\"outcome\": ");
+  AppendPlain(parser::OutcomeName(p->outcome), out);
+  out->append(", \"version\": ");
+  if (p->version != 0) {
+    AppendVersion(p->version, out);
+  } else {
+    out->append("null");
+  }
+  out->append(", \"cipher_suite\": ");
+  if (p->version != 0) {
+    AppendCode(p->cipher_suite, out);
+  } else {
+    out->append("null");
+  }
+  out->append(", \"reason\": ");
+  if (!p->reason.empty()) {
+    AppendPlain(p->reason, out);
+  } else {
+    out->append("null");
+  }
+  out->push_back('}');
+}
+
 void AppendFindings(uint32_t findings, std::string* out) {
   out->push_back('[');
   bool first = true;
@@ -425,6 +455,21 @@ void AppendRecordJson(const parser::SessionRecord& r, std::string* out) {
   AppendPlain(parser::OutcomeName(r.outcome), out);
   out->append(", \"legacy\": ");
   AppendBool(r.legacy, out);
+  if (r.what_if) {
+    // The first policy fills what_if; with several, what_if_policies has each by name.
+    out->append(", \"what_if\": ");
+    AppendWhatIf(r.what_if->empty() ? nullptr : &r.what_if->front(), out);
+    if (r.what_if->size() > 1) {
+      out->append(", \"what_if_policies\": {");
+      for (size_t i = 0; i < r.what_if->size(); ++i) {
+        if (i != 0) out->append(", ");
+        AppendJsonString((*r.what_if)[i].policy, out);
+        out->append(": ");
+        AppendWhatIf(&(*r.what_if)[i], out);
+      }
+      out->push_back('}');
+    }
+  }
   out->append(", \"findings\": ");
   AppendFindings(r.findings, out);
   out->append("}\n");

@@ -123,9 +123,11 @@ std::string Join(const std::set<std::string>& items, size_t max_width) {
 }  // namespace
 
 TableReport::TableReport(FILE* out) : TableReport(out, Options()) {}
-TableReport::TableReport(FILE* out, Options options) : file_(out), options_(options) {}
+TableReport::TableReport(FILE* out, Options options)
+    : file_(out), options_(options), what_if_(options_.what_if_policies.size()) {}
 TableReport::TableReport(std::string* out) : TableReport(out, Options()) {}
-TableReport::TableReport(std::string* out, Options options) : string_(out), options_(options) {}
+TableReport::TableReport(std::string* out, Options options)
+    : string_(out), options_(options), what_if_(options_.what_if_policies.size()) {}
 
 void TableReport::Write(std::string_view s) {
   if (string_ != nullptr) {
@@ -220,6 +222,146 @@ void TableReport::OnRecord(const parser::SessionRecord& r) {
     AddClient(&plaintext_clients_, &plaintext_overflow_, options_.max_summary_clients, client,
               std::move(user));
   }
+  if (r.what_if) CountWhatIf(r);
+}
+
+namespace {
+std::string HandshakeText(uint16_t version, uint16_t suite) {
+  return absl::StrCat(parser::VersionName(version), " ", ShortCipher(suite));
+}
+}  // namespace
+
+void TableReport::CountWhatIf(const parser::SessionRecord& r) {
+  if (!r.client_hello) return;  // nothing to predict from
+  const std::string client = parser::FormatIp(r.client.ip);
+  std::string who;
+  if (r.pg.startup) {
+    const parser::StartupInfo& st = *r.pg.startup;
+    if (st.application_name && !st.application_name->empty()) {
+      who = TerminalSafe(*st.application_name, 30);
+    }
+    if (st.user) absl::StrAppend(&who, who.empty() ? "" : " ", "user=", TerminalSafe(*st.user, 30));
+  }
+  for (size_t i = 0; i < what_if_.size(); ++i) {
+    WhatIfSummary& w = what_if_[i];
+    ++w.sessions;
+    if (i >= r.what_if->size() || (*r.what_if)[i].outcome == parser::Outcome::kUnknown) {
+      ++w.unpredictable;
+      continue;
+    }
+    const parser::WhatIfPrediction& p = (*r.what_if)[i];
+    (p.certificate_assumed ? w.keys_assumed : w.keys_seen).insert(p.certificate_key);
+    const std::string now = r.tls ? HandshakeText(r.tls->version, r.tls->cipher_suite)
+                                  : std::string(parser::OutcomeName(r.outcome));
+    const bool fails = p.outcome == parser::Outcome::kTlsFailed;
+    const bool changes =
+        !fails && (!r.tls || r.tls->version != p.version || r.tls->cipher_suite != p.cipher_suite);
+    auto it = w.clients.find(client);
+    if (it == w.clients.end()) {
+      if (w.clients.size() >= options_.max_summary_clients) {
+        ++w.overflow_sessions;
+        w.failing += fails ? 1 : 0;
+        w.changing += changes ? 1 : 0;
+        continue;
+      }
+      it = w.clients.emplace(client, WhatIfClient()).first;
+    }
+    WhatIfClient& c = it->second;
+    ++c.sessions;
+    if (!who.empty() && c.who.size() < 8) c.who.insert(who);
+    if (fails) {
+      ++c.failing;
+      ++w.failing;
+      if (c.failures.size() < 8) {
+        const std::string_view why = !p.reason.empty() ? p.reason : p.detail;
+        c.failures.insert(absl::StrCat(std::string(why.empty() ? "refused" : why), " (now ",
+                                       r.tls ? parser::VersionName(r.tls->version) : now, ")"));
+      }
+    } else if (changes) {
+      ++c.changing;
+      ++w.changing;
+      if (c.changes.size() < 8) {
+        c.changes.insert(absl::StrCat(now, " -> ", HandshakeText(p.version, p.cipher_suite)));
+      }
+    }
+  }
+}
+
+void TableReport::FinishWhatIf(std::string* s) const {
+  for (size_t i = 0; i < what_if_.size(); ++i) {
+    const WhatIfSummary& w = what_if_[i];
+    const auto& [name, settings] = options_.what_if_policies[i];
+    s->append(absl::StrCat("\nWhat if: policy ", TerminalSafe(name, 60),
+                           "\n  Settings: ", TerminalSafe(settings, kLineWidth - 12), "\n"));
+    std::string assumed = absl::StrCat("  Assumed: OpenSSL security level ",
+                                       options_.what_if_security_level, "; server key ");
+    if (!w.keys_seen.empty()) {
+      absl::StrAppend(&assumed, Join(w.keys_seen, 40), " (seen in the capture)");
+      if (!w.keys_assumed.empty()) {
+        absl::StrAppend(&assumed, "; ", Join(w.keys_assumed, 40), " before one was seen");
+      }
+    } else if (!w.keys_assumed.empty()) {
+      absl::StrAppend(&assumed, Join(w.keys_assumed, 40),
+                      " assumed (none seen; set pgtlsmon.certificate_key)");
+    }
+    if (w.keys_seen.empty() && w.keys_assumed.empty()) assumed.append("none needed");
+    s->append(assumed + "\n");
+    uint64_t breaking = 0;
+    uint64_t changing = 0;
+    for (const auto& [client, c] : w.clients) {
+      breaking += c.failing != 0 ? 1 : 0;
+      changing += c.failing == 0 && c.changing != 0 ? 1 : 0;
+    }
+    std::string verdict = absl::StrCat(
+        "  Verdict: ", breaking, " of ", w.clients.size(), w.overflow_sessions != 0 ? "+" : "",
+        " clients would break (", w.failing, " of ", w.sessions, " sessions); ", changing,
+        " more would negotiate another version or cipher");
+    if (w.unpredictable != 0) {
+      absl::StrAppend(&verdict, "; ", w.unpredictable,
+                      " sessions not predictable (incomplete hello)");
+    }
+    s->append(verdict + "\n");
+    const auto list = [&](std::string_view title, bool failing) {
+      std::vector<const std::pair<const std::string, WhatIfClient>*> rows;
+      for (const auto& e : w.clients) {
+        if (failing ? e.second.failing != 0 : (e.second.failing == 0 && e.second.changing != 0)) {
+          rows.push_back(&e);
+        }
+      }
+      if (rows.empty()) return;
+      std::stable_sort(rows.begin(), rows.end(), [&](const auto* a, const auto* b) {
+        return failing ? a->second.failing > b->second.failing
+                       : a->second.changing > b->second.changing;
+      });
+      s->append(absl::StrCat("  ", std::string(title), "\n"));
+      std::string head = "    ";
+      Cell(&head, "CLIENT", kSummaryClientW);
+      RightCell(&head, "SESSIONS", 8);
+      head.append("APPLICATION / USER");
+      s->append(head + "\n");
+      s->append(failing ? "      why it would fail (what it negotiates now)\n"
+                        : "      now -> predicted\n");
+      const size_t who_w = kLineWidth - (4 + kSummaryClientW + 1 + 8 + 1);
+      for (const auto* e : rows) {
+        const WhatIfClient& c = e->second;
+        std::string line = "    ";
+        Cell(&line, e->first, kSummaryClientW);
+        RightCell(&line, absl::StrCat(failing ? c.failing : c.changing, "/", c.sessions), 8);
+        line.append(c.who.empty() ? std::string("-") : Join(c.who, who_w));
+        while (!line.empty() && line.back() == ' ') line.pop_back();
+        s->append(line + "\n");
+        for (const std::string& item : failing ? c.failures : c.changes) {
+          s->append(absl::StrCat("      ", TerminalSafe(item, kLineWidth - 6), "\n"));
+        }
+      }
+    };
+    list("Would fail:", true);
+    list("Would change:", false);
+    if (w.overflow_sessions != 0) {
+      s->append(absl::StrCat("  ... and ", w.overflow_sessions,
+                             " more sessions from clients not listed\n"));
+    }
+  }
 }
 
 void TableReport::Finish() {
@@ -292,6 +434,7 @@ void TableReport::Finish() {
                legacy_overflow_);
   client_table("Plaintext clients (StartupMessage in clear)", "USERS", plaintext_clients_,
                plaintext_overflow_);
+  FinishWhatIf(&s);
   Write(s);
   if (file_ != nullptr) fflush(file_);
 }

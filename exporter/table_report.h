@@ -14,6 +14,8 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "parser/events.h"
 
@@ -23,6 +25,10 @@ class TableReport {
  public:
   struct Options {
     size_t max_summary_clients = 10000;  // legacy/plaintext clients listed; the rest counted
+    // With --what-if: each policy's name and settings, in order, and the OpenSSL security level
+    // assumed; the summary then ends with a "What if" section per policy.
+    std::vector<std::pair<std::string, std::string>> what_if_policies;
+    int what_if_security_level = -1;
   };
 
   // Writes to `out` (not owned; must outlive this object).
@@ -47,7 +53,29 @@ class TableReport {
     std::set<std::string> details;  // versions (legacy) or user names (plaintext)
   };
 
+  // One client's sessions under one what-if policy.
+  struct WhatIfClient {
+    uint64_t sessions = 0;
+    uint64_t failing = 0;
+    uint64_t changing = 0;
+    std::set<std::string> who;       // application_name / user where known
+    std::set<std::string> failures;  // "protocol_version (now TLSv1.1)"
+    std::set<std::string> changes;   // "TLSv1.2 ECDHE_RSA_... -> TLSv1.3 AES_256_GCM_SHA384"
+  };
+  struct WhatIfSummary {
+    std::map<std::string, WhatIfClient> clients;
+    uint64_t overflow_sessions = 0;
+    uint64_t sessions = 0;
+    uint64_t failing = 0;
+    uint64_t changing = 0;
+    uint64_t unpredictable = 0;
+    std::set<std::string> keys_seen;     // certificate keys learnt from the capture
+    std::set<std::string> keys_assumed;  // default keys used where none was seen
+  };
+
   void Write(std::string_view s);
+  void CountWhatIf(const parser::SessionRecord& r);
+  void FinishWhatIf(std::string* s) const;
   static void AddClient(std::map<std::string, ClientSummary>* m, uint64_t* overflow, size_t cap,
                         const std::string& client, std::string detail);
 
@@ -62,6 +90,7 @@ class TableReport {
   std::map<std::string, ClientSummary> plaintext_clients_;
   uint64_t legacy_overflow_ = 0;  // sessions from clients past the cap
   uint64_t plaintext_overflow_ = 0;
+  std::vector<WhatIfSummary> what_if_;  // one per policy
 };
 
 }  // namespace pgtlsmon::exporter

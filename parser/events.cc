@@ -48,6 +48,8 @@ std::string_view FindingName(Finding f) {
       return "certificate_expired";
     case Finding::kWeakCertificateKey:
       return "weak_certificate_key";
+    case Finding::kFailsWhatIf:
+      return "fails_what_if";
     case Finding::kCount:
       break;
   }

@@ -38,6 +38,7 @@ enum class Finding : uint8_t {
   kSslInjectionBytes,
   kCertificateExpired,
   kWeakCertificateKey,
+  kFailsWhatIf,
   kCount,
 };
 std::string_view FindingName(Finding f);
@@ -124,6 +125,29 @@ struct CertificateInfo {
   std::string signature_algorithm;  // OpenSSL long name
 };
 
+// The first ClientHello as it came from the client, for --what-if (FlowTrackerConfig::
+// keep_client_hello): `message` is the handshake message, its 4-byte header included, and
+// `record_version` the version of the record that carried its start; for an SSLv2-format hello
+// (`sslv2`) `message` starts at msg_type, as RFC 5246 appendix E.2 counts its length.
+struct RawClientHello {
+  bool sslv2 = false;
+  uint16_t record_version = 0;
+  std::vector<uint8_t> message;
+};
+
+// One policy's prediction (`--what-if`, session-record.md "What if the server were stricter").
+// The parser never fills it: the what-if engine does, before the record is written.
+struct WhatIfPrediction {
+  std::string_view policy;              // the policy's name (storage owned by the engine)
+  Outcome outcome = Outcome::kUnknown;  // kTls, kTlsFailed; kUnknown: not predictable
+  uint16_t version = 0;                 // 0: none
+  uint16_t cipher_suite = 0;            // valid when version != 0
+  std::string_view reason;              // empty, or one of the spec's reasons (static storage)
+  std::string_view detail;              // OpenSSL's words for a failure (static storage)
+  std::string certificate_key;          // the server key assumed: "rsa2048", "ec256", ...
+  bool certificate_assumed = false;     // no certificate of the server known: the default key
+};
+
 struct NegotiatedTls {
   uint16_t version = 0;
   uint16_t cipher_suite = 0;
@@ -143,6 +167,10 @@ struct SessionRecord {
   Outcome outcome = Outcome::kUnknown;
   bool legacy = false;
   uint32_t findings = 0;  // FindingBit() mask
+  // With --what-if: one prediction per policy, in the order the policies were given; empty for
+  // connections without a usable ClientHello. std::nullopt without --what-if.
+  std::optional<std::vector<WhatIfPrediction>> what_if;
+  std::optional<RawClientHello> client_hello_raw;  // only with keep_client_hello
 
   // Not in the JSON contract; useful to metrics and tests.
   uint64_t sequence = 0;                  // order of the connection's first packet in the capture

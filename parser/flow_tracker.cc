@@ -279,6 +279,17 @@ struct FlowTracker::Flow {
       }
       recognised = true;
       rec.client_hello = std::move(ch);
+      if (cfg.keep_client_hello) {
+        RawClientHello raw;
+        raw.record_version = rv;
+        raw.message.reserve(4 + body.size());
+        raw.message.push_back(type);
+        raw.message.push_back(static_cast<uint8_t>(body.size() >> 16));
+        raw.message.push_back(static_cast<uint8_t>(body.size() >> 8));
+        raw.message.push_back(static_cast<uint8_t>(body.size()));
+        raw.message.insert(raw.message.end(), body.begin(), body.end());
+        rec.client_hello_raw = std::move(raw);
+      }
     } else if (dir == kServer && type == kHandshakeServerHello) {
       if (rec.server_hello) return;
       ServerHelloInfo sh;
@@ -323,6 +334,9 @@ struct FlowTracker::Flow {
     }
     recognised = true;
     rec.client_hello = std::move(ch);
+    if (cfg.keep_client_hello) {
+      rec.client_hello_raw = RawClientHello{true, 0x0002, {message.begin(), message.end()}};
+    }
   }
 
   void OnAlert(size_t dir, uint8_t level, uint8_t description) {

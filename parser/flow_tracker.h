@@ -34,6 +34,9 @@ struct FlowTrackerConfig {
   // Records come out in the order of the connections' first packets (replay); otherwise as
   // soon as they are final (live).
   bool ordered_output = true;
+  // Keep the first ClientHello's bytes in SessionRecord::client_hello_raw (--what-if replays
+  // them into OpenSSL); at most max_handshake_message bytes each, freed with the record.
+  bool keep_client_hello = false;
 };
 
 // A connection's addresses in a canonical order, so both directions find one entry.

@@ -17,6 +17,9 @@ PACKAGES=(
   libndpi-bin python3 python3-yaml hyperfine systemd curl openssl prometheus-node-exporter
   # the Debian package and the container image (deploy/tests: deploy_package, deploy_image)
   dpkg-dev lintian help2man mmdebstrap podman buildah runc libcap2-bin python3-jsonschema
+  # --what-if's reality test (tests/e2e/what_if_reality.py): more real client stacks
+  gnutls-bin default-jdk-headless libpostgresql-jdbc-java golang-go golang-github-lib-pq-dev
+  python3-asyncpg
 )
 
 missing=()

@@ -12,6 +12,11 @@
 //   BM_AppendRecordJson        one complete TLS record written as a JSON line
 //   BM_TableBytesPerConnection heap bytes per tracked connection (counter bytes_per_conn):
 //                              settled ones (tombstones), and ones mid-handshake
+//   BM_WhatIfDistinctHello/K   --what-if: OpenSSL judging one ClientHello never seen before
+//                              (the cost per distinct client kind and policy), for K = 0 a
+//                              TLS 1.3 success, 1 a TLS 1.2 ECDHE success, 2 a HelloRetryRequest,
+//                              3 a failure (version too low)
+//   BM_WhatIfCachedHello       --what-if: Annotate() of a connection whose hello shape is cached
 //
 // Run: build-release/bench/pgtls_micro (add --benchmark_filter=Hello to pick).
 #include <benchmark/benchmark.h>
@@ -26,6 +31,8 @@
 #include "parser/packet_decoder.h"
 #include "parser/tcp_stream.h"
 #include "parser/tls_hello.h"
+#include "tests/testing/openssl_client_hello.h"
+#include "whatif/engine.h"
 
 namespace pgtlsmon::parser {
 namespace {
@@ -334,6 +341,61 @@ void BM_TableBytesPerConnection(benchmark::State& state) {
   state.counters["bytes_per_conn"] = per_conn;
 }
 BENCHMARK(BM_TableBytesPerConnection)->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+parser::RawClientHello WhatIfHello(int kind) {
+  return whatif::testing::MakeHello([kind](SSL_CTX*, SSL* s) {
+    switch (kind) {
+      case 1:
+        SSL_set_max_proto_version(s, TLS1_2_VERSION);
+        break;
+      case 2:
+        SSL_set1_groups_list(s, "X25519:P-256");  // share for X25519 only
+        break;
+      case 3:
+        SSL_set_max_proto_version(s, TLS1_1_VERSION);
+        SSL_set_cipher_list(s, "DEFAULT:@SECLEVEL=0");
+        break;
+      default:
+        SSL_set1_groups_list(s, "P-256");
+        break;
+    }
+  });
+}
+
+std::unique_ptr<whatif::Engine> WhatIfEngine() {
+  auto e = whatif::Engine::Create({whatif::ParseSettings("")->policy});
+  return e.ok() ? std::move(*e) : nullptr;
+}
+
+void BM_WhatIfDistinctHello(benchmark::State& state) {
+  auto engine = WhatIfEngine();
+  const parser::RawClientHello hello = WhatIfHello(static_cast<int>(state.range(0)));
+  const whatif::KeySpec key;
+  parser::Outcome outcome = parser::Outcome::kUnknown;
+  for (auto _ : state) {
+    // Predict() bypasses the cache: every iteration is a hello OpenSSL has not seen.
+    outcome = engine->Predict(0, hello, key).outcome;
+    benchmark::DoNotOptimize(outcome);
+  }
+  state.SetLabel(std::string(parser::OutcomeName(outcome)));
+}
+BENCHMARK(BM_WhatIfDistinctHello)->DenseRange(0, 3)->Unit(benchmark::kMicrosecond);
+
+void BM_WhatIfCachedHello(benchmark::State& state) {
+  auto engine = WhatIfEngine();
+  parser::SessionRecord r;
+  r.client_hello_raw = WhatIfHello(0);
+  engine->Annotate(&r);
+  for (auto _ : state) {
+    r.what_if.reset();
+    engine->Annotate(&r);
+    benchmark::DoNotOptimize(r.what_if);
+  }
+  const whatif::EngineStats st = engine->stats();
+  state.counters["hit_ratio"] =
+      static_cast<double>(st.cache_hits) / static_cast<double>(st.cache_hits + st.cache_misses);
+}
+BENCHMARK(BM_WhatIfCachedHello);
 
 }  // namespace
 }  // namespace pgtlsmon::parser

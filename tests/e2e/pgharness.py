@@ -433,8 +433,9 @@ class Tcpdump:
     listening; stop() lets in-flight packets arrive, sends SIGINT and waits for the flush."""
 
     def __init__(self, pcap, port, iface="lo", snaplen=0, extra_filter=None, pidfile=None,
-                 netns_prefix=()):
+                 netns_prefix=(), buffer_kib=None):
         self.pcap, self.port, self.iface = pcap, port, iface
+        self.buffer_kib = buffer_kib  # tcpdump -B: a bigger kernel buffer on a busy machine
         self.netns_prefix = list(netns_prefix)  # e.g. ["ip", "netns", "exec", NS]
         self.snaplen = snaplen
         self.filter = "tcp port %d" % port + (" and (%s)" % extra_filter if extra_filter else "")
@@ -449,6 +450,8 @@ class Tcpdump:
                "-w", self.pcap]
         if self.snaplen:
             cmd += ["-s", str(self.snaplen)]
+        if self.buffer_kib:
+            cmd += ["-B", str(self.buffer_kib)]
         cmd.append(self.filter)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, start_new_session=True)

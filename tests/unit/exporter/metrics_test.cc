@@ -110,6 +110,11 @@ parser::SessionRecord Everything() {
   r.legacy = true;
   r.alerts = {{true, 2, 42}};
   r.outcome = Outcome::kTlsFailed;
+  parser::WhatIfPrediction p;
+  p.policy = "pci";
+  p.outcome = Outcome::kTlsFailed;
+  p.reason = "protocol_version";
+  r.what_if = std::vector<parser::WhatIfPrediction>{p};
   for (unsigned i = 0; i < static_cast<unsigned>(Finding::kCount); ++i) {
     r.findings |= FindingBit(static_cast<Finding>(i));
   }
@@ -162,6 +167,8 @@ TEST(Metrics, EveryFamilyOfTheInterfaceWithItsType) {
       {"pgtlsmon_flow_evictions_total", MetricType::Counter},
       {"pgtlsmon_build_info", MetricType::Gauge},
       {"pgtlsmon_label_overflow_total", MetricType::Counter},
+      {"pgtlsmon_what_if_sessions_total", MetricType::Counter},
+      {"pgtlsmon_what_if_failures_total", MetricType::Counter},
   };
   for (const auto& [name, type] : want) {
     ASSERT_TRUE(s.Has(name)) << name;
@@ -545,6 +552,51 @@ TEST(Metrics, ConcurrentRecordsAndScrapes) {
   }
   EXPECT_EQ(plaintext, 4000);
   EXPECT_EQ(s.Count("pgtlsmon_plaintext_sessions_total"), 51u);  // 50 clients + other
+}
+
+TEST(Metrics, WhatIfPerPolicy) {
+  Metrics m;
+  parser::SessionRecord r = Tls(0x0301, 0xc014, "10.0.0.7");
+  parser::WhatIfPrediction fail;
+  fail.policy = "pci";
+  fail.outcome = Outcome::kTlsFailed;
+  fail.reason = "protocol_version";
+  parser::WhatIfPrediction ok;
+  ok.policy = "max12";
+  ok.outcome = Outcome::kTls;
+  ok.version = 0x0303;
+  ok.cipher_suite = 0xc030;
+  parser::WhatIfPrediction odd = fail;
+  odd.policy = "odd";
+  odd.reason = {};  // a failure OpenSSL gives no mapped reason for
+  r.what_if = std::vector<parser::WhatIfPrediction>{fail, ok, odd};
+  m.OnRecord(r);
+  m.OnRecord(r);
+  parser::SessionRecord none = Base();
+  none.what_if.emplace();  // no ClientHello: nothing to predict
+  m.OnRecord(none);
+  const Snapshot s = Collect(m);
+  EXPECT_EQ(s.Get("pgtlsmon_what_if_sessions_total", {{"server", "10.0.0.2:5432"},
+                                                      {"policy", "pci"},
+                                                      {"outcome", "tls_failed"},
+                                                      {"version", "none"}}),
+            2);
+  EXPECT_EQ(s.Get("pgtlsmon_what_if_sessions_total", {{"server", "10.0.0.2:5432"},
+                                                      {"policy", "max12"},
+                                                      {"outcome", "tls"},
+                                                      {"version", "TLSv1.2"}}),
+            2);
+  EXPECT_EQ(s.Get("pgtlsmon_what_if_failures_total", {{"server", "10.0.0.2:5432"},
+                                                      {"policy", "pci"},
+                                                      {"client", "10.0.0.7"},
+                                                      {"reason", "protocol_version"}}),
+            2);
+  EXPECT_EQ(s.Get("pgtlsmon_what_if_failures_total", {{"server", "10.0.0.2:5432"},
+                                                      {"policy", "odd"},
+                                                      {"client", "10.0.0.7"},
+                                                      {"reason", "other"}}),
+            2);
+  EXPECT_EQ(s.Count("pgtlsmon_what_if_failures_total"), 2u);
 }
 
 }  // namespace

@@ -384,5 +384,45 @@ TEST(RecordJson, AppendsWithoutClearing) {
   EXPECT_EQ(out.rfind("prefix\n", 0), 0u);
 }
 
+TEST(RecordJson, WhatIf) {
+  parser::SessionRecord r = ExampleRecord();
+  std::string out;
+  AppendRecordJson(r, &out);
+  EXPECT_FALSE(json::parse(out).contains("what_if"));  // absent without --what-if
+
+  parser::WhatIfPrediction fail;
+  fail.policy = "pci";
+  fail.outcome = parser::Outcome::kTlsFailed;
+  fail.reason = "no_shared_cipher";
+  parser::WhatIfPrediction ok;
+  ok.policy = "t13";
+  ok.outcome = parser::Outcome::kTls;
+  ok.version = 0x0304;
+  ok.cipher_suite = 0x1302;
+  r.what_if = std::vector<parser::WhatIfPrediction>{fail};
+  out.clear();
+  AppendRecordJson(r, &out);
+  json j = json::parse(out);
+  EXPECT_EQ(j["what_if"], json::parse(R"({"outcome": "tls_failed", "version": null,
+      "cipher_suite": null, "reason": "no_shared_cipher"})"));
+  EXPECT_FALSE(j.contains("what_if_policies"));  // one policy: what_if only
+
+  r.what_if = std::vector<parser::WhatIfPrediction>{ok, fail};
+  out.clear();
+  AppendRecordJson(r, &out);
+  j = json::parse(out);
+  EXPECT_EQ(j["what_if"], json::parse(R"({"outcome": "tls", "version": "TLSv1.3",
+      "cipher_suite": "0x1302", "reason": null})"));
+  EXPECT_EQ(j["what_if_policies"]["pci"]["reason"], "no_shared_cipher");
+  EXPECT_EQ(j["what_if_policies"]["t13"], j["what_if"]);
+
+  r.what_if = std::vector<parser::WhatIfPrediction>{};  // no ClientHello
+  out.clear();
+  AppendRecordJson(r, &out);
+  j = json::parse(out);
+  ASSERT_TRUE(j.contains("what_if"));
+  EXPECT_TRUE(j["what_if"].is_null());
+}
+
 }  // namespace
 }  // namespace pgtlsmon::exporter

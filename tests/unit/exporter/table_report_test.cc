@@ -224,5 +224,71 @@ TEST(TableReport, SummaryClientCap) {
   EXPECT_NE(out.find("... and 2 more sessions"), std::string::npos) << out;
 }
 
+TEST(TableReport, WhatIfSectionPerPolicy) {
+  TableReport::Options o;
+  o.what_if_policies = {{"pci", "min TLSv1.2"}, {"t13", "min TLSv1.3"}};
+  o.what_if_security_level = 2;
+  std::string out;
+  TableReport t(&out, o);
+  const auto predict = [](parser::SessionRecord* r, Outcome pci, uint16_t pci_version, Outcome t13,
+                          bool assumed) {
+    parser::WhatIfPrediction a;
+    a.policy = "pci";
+    a.outcome = pci;
+    a.version = pci_version;
+    a.cipher_suite = 0xc030;
+    a.reason = pci == Outcome::kTlsFailed ? "protocol_version" : "";
+    a.certificate_key = "rsa2048";
+    a.certificate_assumed = assumed;
+    parser::WhatIfPrediction b = a;
+    b.policy = "t13";
+    b.outcome = t13;
+    b.version = t13 == Outcome::kTls ? 0x0304 : 0;
+    b.cipher_suite = 0x1302;
+    b.reason = t13 == Outcome::kTlsFailed ? "protocol_version" : "";
+    r->what_if = std::vector<parser::WhatIfPrediction>{a, b};
+  };
+  parser::SessionRecord old = TlsRec("10.0.0.5", 0x0301, 0xc014);
+  old.pg.startup = parser::StartupInfo{};
+  old.pg.startup->user = "report";
+  old.pg.startup->application_name = "legacy-app";
+  predict(&old, Outcome::kTlsFailed, 0, Outcome::kTlsFailed, false);
+  t.OnRecord(old);
+  parser::SessionRecord tls12 = TlsRec("10.0.0.6", 0x0303, 0xc030);
+  predict(&tls12, Outcome::kTls, 0x0303, Outcome::kTlsFailed, false);
+  t.OnRecord(tls12);
+  parser::SessionRecord tls13 = TlsRec("10.0.0.7", 0x0303, 0xc02f);
+  predict(&tls13, Outcome::kTls, 0x0303, Outcome::kTls, true);
+  t.OnRecord(tls13);
+  parser::SessionRecord plain = Rec("10.0.0.8", Outcome::kPlaintext);
+  plain.what_if.emplace();
+  t.OnRecord(plain);
+  t.Finish();
+  const size_t pci = out.find("What if: policy pci\n  Settings: min TLSv1.2\n");
+  const size_t t13 = out.find("What if: policy t13\n  Settings: min TLSv1.3\n");
+  ASSERT_NE(pci, std::string::npos) << out;
+  ASSERT_NE(t13, std::string::npos) << out;
+  const std::string pci_part = out.substr(pci, t13 - pci);
+  const std::string t13_part = out.substr(t13);
+  EXPECT_NE(
+      pci_part.find("Assumed: OpenSSL security level 2; server key rsa2048 (seen in the capture); "
+                    "rsa2048 before one was seen"),
+      std::string::npos)
+      << pci_part;
+  EXPECT_NE(pci_part.find("Verdict: 1 of 3 clients would break (1 of 3 sessions); 1 more"),
+            std::string::npos)
+      << pci_part;
+  EXPECT_NE(pci_part.find("protocol_version (now TLSv1)"), std::string::npos) << pci_part;
+  EXPECT_NE(pci_part.find("legacy-app user=report"), std::string::npos) << pci_part;
+  EXPECT_NE(pci_part.find("TLSv1.2 ECDHE_RSA_AES_128_GCM_SHA256 -> TLSv1.2 "
+                          "ECDHE_RSA_AES_256_GCM_SHA384"),
+            std::string::npos)
+      << pci_part;
+  EXPECT_NE(t13_part.find("Verdict: 2 of 3 clients would break (2 of 3 sessions)"),
+            std::string::npos)
+      << t13_part;
+  for (const std::string& line : Lines(out)) EXPECT_LE(Columns(line), 120u) << line;
+}
+
 }  // namespace
 }  // namespace pgtlsmon::exporter
