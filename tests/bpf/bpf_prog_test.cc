@@ -328,31 +328,3 @@ INSTANTIATE_TEST_SUITE_P(Table, BpfProgTest, ::testing::ValuesIn(Cases()),
                          });
 
 }  // namespace
-
-namespace {
-
-// Not a pass/fail check: prints the program's cost per packet (BPF_PROG_TEST_RUN repeat) for the
-// three common paths, as a reference for docs/BENCHMARKS.md.
-TEST_F(BpfProgTest, CostPerPacket) {
-  const auto measure = [&](const std::vector<uint8_t>& frame) {
-    bpf_test_run_opts opts{};
-    opts.sz = sizeof(opts);
-    opts.data_in = frame.data();
-    opts.data_size_in = static_cast<uint32_t>(frame.size());
-    opts.repeat = 200000;
-    EXPECT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.pgtls_capture), &opts), 0);
-    return opts.duration;  // average ns per run
-  };
-  const auto other = C2S().Ports(40000, 443).Payload(1400).Build();
-  const auto hs = C2S().Flags(t::kTcpAck).Build();  // pure ACK: passes, never reaches the cap
-  const auto data = C2S().Flags(t::kTcpAck | t::kTcpPsh).Payload(1400).Build();
-  const uint32_t ns_other = measure(other);
-  const uint32_t ns_hs = measure(hs);
-  MarkDone(kFlow);
-  const uint32_t ns_done = measure(data);
-  std::printf("ns/packet: other port %u, handshake flow %u, done flow %u\n", ns_other, ns_hs,
-              ns_done);
-  EXPECT_GT(Sum(skel_->maps.stats_pcpu, abi::PGTLS_STAT_PKTS_SKIPPED), 0u);
-}
-
-}  // namespace

@@ -210,17 +210,4 @@ TEST_F(BpfTcProgTest, FullRingCountedAsDrop) {
   EXPECT_EQ(Sum(skel_->maps.stats_pcpu, abi::PGTLS_STAT_PKTS_PASSED), 40u);
 }
 
-// Not a pass/fail check: the TC program's cost per packet (BPF_PROG_TEST_RUN repeat) on the three
-// common paths, for bpf/README.md (the socket filter's: bpf_prog_test CostPerPacket).
-TEST_F(BpfTcProgTest, CostPerPacket) {
-  uint32_t ns_other = 0, ns_hs = 0, ns_done = 0;
-  Run(C2S().Ports(40000, 443).Payload(1400).Build(), false, 200000, &ns_other);
-  Run(C2S().Flags(t::kTcpAck).Build(), false, 200000, &ns_hs);  // passed: one ring record each
-  Drain();
-  MarkDone();
-  Run(C2S().Flags(t::kTcpAck | t::kTcpPsh).Payload(1400).Build(), false, 200000, &ns_done);
-  std::printf("tc ns/packet: other port %u, handshake flow %u, done flow %u\n", ns_other, ns_hs,
-              ns_done);
-}
-
 }  // namespace

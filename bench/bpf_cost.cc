@@ -1,0 +1,118 @@
+// bench/bpf_cost.cc: what each eBPF program costs per packet, on its three common paths (a
+// packet of another port, a packet of a connection still in its handshake, a packet of a
+// connection whose record is final), measured with BPF_PROG_TEST_RUN's repeat loop (the kernel
+// times it). These figures were printed by two "tests" that could not fail; a benchmark is where
+// they belong (bench/README.md, "eBPF programs"). Needs root (CAP_BPF).
+//   build/bench/pgtls_bpf_cost [REPEAT]
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "capture.skel.h"
+#include "capture/bpf_abi.h"
+#include "capture/bpf_source.h"
+#include "capture_tc.skel.h"
+#include "tests/testing/packet_builder.h"
+
+namespace {
+
+using pgtlsmon::capture::BpfSource;
+using pgtlsmon::capture::FlowTuple;
+namespace abi = pgtlsmon::capture::abi;
+namespace t = pgtlsmon::testing;
+
+constexpr t::Ipv4Addr kClient{10, 0, 0, 1};
+constexpr t::Ipv4Addr kServer{10, 0, 0, 2};
+const FlowTuple kFlow = FlowTuple::From(kClient, 40000, kServer, 5432);
+
+t::TcpFrame C2S() { return t::TcpFrame{}.Ipv4(kClient, kServer).Ports(40000, 5432); }
+
+// Average ns per run of `prog_fd` on `frame`, or -1 on error.
+long Measure(int prog_fd, const std::vector<uint8_t>& frame, int repeat) {
+  bpf_test_run_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.data_in = frame.data();
+  opts.data_size_in = static_cast<uint32_t>(frame.size());
+  opts.repeat = repeat;
+  if (bpf_prog_test_run_opts(prog_fd, &opts) != 0) return -1;
+  return static_cast<long>(opts.duration);
+}
+
+// What BpfSource::MarkDone does: the connection's flow entry says DONE.
+bool MarkDone(int flows_fd) {
+  const abi::pgtls_flow_key key = BpfSource::MakeKey(kFlow);
+  abi::pgtls_flow_value v{};
+  (void)bpf_map_lookup_elem(flows_fd, &key, &v);
+  v.state = abi::PGTLS_FLOW_DONE;
+  return bpf_map_update_elem(flows_fd, &key, &v, BPF_ANY) == 0;
+}
+
+struct Paths {
+  long other = -1, handshake = -1, done = -1;
+};
+
+// The three paths on one program: other port, a pure ACK of a handshake connection (passed,
+// never reaches the byte cap), 1400 bytes of a connection marked done.
+Paths MeasurePaths(int prog_fd, int flows_fd, int repeat) {
+  Paths p;
+  p.other = Measure(prog_fd, C2S().Ports(40000, 443).Payload(1400).Build(), repeat);
+  p.handshake = Measure(prog_fd, C2S().Flags(t::kTcpAck).Build(), repeat);
+  if (MarkDone(flows_fd)) {
+    p.done = Measure(prog_fd, C2S().Flags(t::kTcpAck | t::kTcpPsh).Payload(1400).Build(), repeat);
+  }
+  return p;
+}
+
+int Fail(const char* what) {
+  std::fprintf(stderr, "pgtls_bpf_cost: %s: %s\n", what, std::strerror(errno));
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int repeat = argc > 1 ? std::atoi(argv[1]) : 200000;
+  if (geteuid() != 0) {
+    std::fprintf(stderr, "pgtls_bpf_cost: needs root (CAP_BPF)\n");
+    return 2;
+  }
+  std::unique_ptr<capture_bpf, decltype(&capture_bpf__destroy)> sf(capture_bpf__open(),
+                                                                   &capture_bpf__destroy);
+  if (!sf) return Fail("capture_bpf__open");
+  sf->rodata->cfg_ports[0] = 5432;
+  sf->rodata->cfg_nports = 1;
+  sf->rodata->cfg_per_dir_cap = 1000;
+  if (capture_bpf__load(sf.get()) != 0) return Fail("capture_bpf__load");
+
+  std::unique_ptr<capture_tc_bpf, decltype(&capture_tc_bpf__destroy)> tc(capture_tc_bpf__open(),
+                                                                         &capture_tc_bpf__destroy);
+  if (!tc) return Fail("capture_tc_bpf__open");
+  tc->rodata->cfg_per_dir_cap = 1000;
+  if (bpf_map__set_max_entries(tc->maps.scratch,
+                               static_cast<uint32_t>(libbpf_num_possible_cpus())) != 0 ||
+      bpf_map__set_max_entries(tc->maps.events, 1u << 20) != 0) {
+    return Fail("bpf_map__set_max_entries");
+  }
+  if (capture_tc_bpf__load(tc.get()) != 0) return Fail("capture_tc_bpf__load");
+
+  const Paths s = MeasurePaths(bpf_program__fd(sf->progs.pgtls_capture),
+                               bpf_map__fd(sf->maps.flows_lru), repeat);
+  const Paths c = MeasurePaths(bpf_program__fd(tc->progs.pgtls_tc_ingress),
+                               bpf_map__fd(tc->maps.flows_lru), repeat);
+  std::printf("ns per packet (BPF_PROG_TEST_RUN, %d runs each)\n", repeat);
+  std::printf("%-28s %10s %16s %10s\n", "program", "other port", "handshake flow", "done flow");
+  std::printf("%-28s %10ld %16ld %10ld\n", "socket filter (default)", s.other, s.handshake, s.done);
+  std::printf("%-28s %10ld %16ld %10ld\n", "TC ingress (+ ring buffer)", c.other, c.handshake,
+              c.done);
+  return s.other < 0 || s.handshake < 0 || s.done < 0 || c.other < 0 || c.handshake < 0 ||
+                 c.done < 0
+             ? 1
+             : 0;
+}
