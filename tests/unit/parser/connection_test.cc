@@ -9,15 +9,7 @@
 namespace pgtlsmon::parser {
 namespace {
 
-using testing::Alert;
-using testing::ApplicationData;
-using testing::Bytes;
-using testing::Ccs;
-using testing::ClientHello;
-using testing::kGssRequest;
-using testing::kSslRequest;
-using testing::ServerHello;
-using testing::StartupMessage;
+using namespace testing;  // NOLINT: the byte builders of tests/testing/tls_bytes.h
 using S = ConnectionState;
 
 constexpr size_t kC = Connection::kClient;

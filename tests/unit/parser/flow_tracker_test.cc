@@ -60,6 +60,13 @@ class Conn {
     Send(true, {}, kTcpSyn);
     Send(false, {}, kTcpSyn | kTcpAck);
   }
+  // SYN, SSLRequest, 'S', ClientHello.
+  void UpToClientHello(uint16_t suite = 0x1301) {
+    Syn();
+    Client(kSslRequest);
+    Server({'S'});
+    Client(ClientHello(0x0303, suite));
+  }
   void Client(const Bytes& b, uint8_t flags = kTcpAck | kTcpPsh) { Send(true, b, flags); }
   void Server(const Bytes& b, uint8_t flags = kTcpAck | kTcpPsh) { Send(false, b, flags); }
   void Fin() {
@@ -171,6 +178,14 @@ TEST_F(FlowTrackerTest, GssThenSslThenTls13) {
   EXPECT_FALSE(r.legacy);
 }
 
+// A TLS 1.3 server's first flight: ServerHello, its dummy ChangeCipherSpec, encrypted records.
+Bytes Tls13ServerFlight() {
+  Bytes flight = ServerHello(0x0303, 0x1301, 0x0304);
+  Put(&flight, Ccs());
+  Put(&flight, ApplicationData(900));
+  return flight;
+}
+
 // session-record.md, "When a record is final" (b): a TLS 1.3 record stays open after the
 // ServerHello until the client's first record after it, normally its ChangeCipherSpec.
 TEST_F(FlowTrackerTest, Tls13IsFinalAtTheClientsFirstRecordAfterTheServerHello) {
@@ -178,14 +193,8 @@ TEST_F(FlowTrackerTest, Tls13IsFinalAtTheClientsFirstRecordAfterTheServerHello) 
   std::vector<FlowKey> finals;
   t.set_on_final([&finals](const FlowKey& k) { finals.push_back(k); });
   Conn c(&t);
-  c.Syn();
-  c.Client(kSslRequest);
-  c.Server({'S'});
-  c.Client(ClientHello(0x0303, 0x1301));
-  Bytes flight = ServerHello(0x0303, 0x1301, 0x0304);
-  Put(&flight, Ccs());  // the server's dummy ChangeCipherSpec and its encrypted flight
-  Put(&flight, ApplicationData(900));
-  c.Server(flight);
+  c.UpToClientHello();
+  c.Server(Tls13ServerFlight());
   EXPECT_TRUE(records_.empty());  // still open: the client has not answered
   EXPECT_TRUE(finals.empty());
   c.Server(ApplicationData(300));  // more of the server's encrypted flight changes nothing
@@ -209,14 +218,8 @@ TEST_F(FlowTrackerTest, Tls13IsFinalAtTheClientsFirstRecordAfterTheServerHello) 
 TEST_F(FlowTrackerTest, Tls13ClientFatalAlertAfterTheServerHelloFails) {
   auto& t = Make();
   Conn c(&t);
-  c.Syn();
-  c.Client(kSslRequest);
-  c.Server({'S'});
-  c.Client(ClientHello(0x0303, 0x1301));
-  Bytes flight = ServerHello(0x0303, 0x1301, 0x0304);
-  Put(&flight, Ccs());
-  Put(&flight, ApplicationData(900));
-  c.Server(flight);
+  c.UpToClientHello();
+  c.Server(Tls13ServerFlight());
   EXPECT_TRUE(records_.empty());
   c.Client(Alert(2, 47));  // illegal_parameter
   ASSERT_EQ(records_.size(), 1u);
@@ -234,10 +237,7 @@ TEST_F(FlowTrackerTest, Tls13ClientFatalAlertAfterTheServerHelloFails) {
 TEST_F(FlowTrackerTest, Tls13CutAfterTheServerHelloIsStillTls) {
   auto& t = Make();
   Conn a(&t, 40001);
-  a.Syn();
-  a.Client(kSslRequest);
-  a.Server({'S'});
-  a.Client(ClientHello(0x0303, 0x1301));
+  a.UpToClientHello();
   a.Server(ServerHello(0x0303, 0x1301, 0x0304));
   a.Fin();
   ASSERT_EQ(records_.size(), 1u);
