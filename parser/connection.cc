@@ -264,10 +264,10 @@ void Connection::CountUnparsed() {
   }
 }
 
-SessionRecord Connection::FinalRecord() {
+SessionRecord& Connection::FinalRecord() {
   CountUnparsed();
   ApplyOutcomeRules(&rec_, &hrr_, ConnectionFacts{progress_.fatal_alert, closed_});
-  return std::move(rec_);
+  return rec_;
 }
 
 }  // namespace pgtlsmon::parser

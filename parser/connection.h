@@ -76,7 +76,7 @@ class Connection {
 
   // The record as final (outcome, legacy, findings filled in); counts the bytes a handshake
   // cut short left unparsed. Call once, when the tracker makes the record final.
-  SessionRecord FinalRecord();
+  SessionRecord& FinalRecord();
 
  private:
   class DirectionSink : public TlsRecordSink {

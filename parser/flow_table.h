@@ -24,15 +24,40 @@ struct FlowKey {
   uint16_t hi_port = 0;
 };
 
-// The key of a segment's connection; `*src_is_lo` (optional) says which end sent it.
-FlowKey MakeFlowKey(const TcpSegment& seg, bool* src_is_lo = nullptr);
-
 namespace flow_key_internal {
 inline uint64_t Load64(const uint8_t* p) {
   uint64_t v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
+// Byte-wise (big-endian) order of the addresses, compared as two 64-bit words each.
+inline bool LessEndpoint(const IpAddress& a, uint16_t ap, const IpAddress& b, uint16_t bp) {
+  if (a.is_v6 != b.is_v6) return !a.is_v6;
+  const uint64_t a0 = __builtin_bswap64(Load64(a.bytes.data()));
+  const uint64_t b0 = __builtin_bswap64(Load64(b.bytes.data()));
+  if (a0 != b0) return a0 < b0;
+  const uint64_t a1 = __builtin_bswap64(Load64(a.bytes.data() + 8));
+  const uint64_t b1 = __builtin_bswap64(Load64(b.bytes.data() + 8));
+  if (a1 != b1) return a1 < b1;
+  return ap < bp;
+}
+}  // namespace flow_key_internal
+
+// The key of a segment's connection; `*src_is_lo` (optional) says which end sent it. Inline:
+// every packet computes it.
+inline FlowKey MakeFlowKey(const TcpSegment& seg, bool* src_is_lo = nullptr) {
+  FlowKey k;
+  const bool lo = flow_key_internal::LessEndpoint(seg.src, seg.sport, seg.dst, seg.dport);
+  if (lo) {
+    k.lo_ip = seg.src, k.lo_port = seg.sport, k.hi_ip = seg.dst, k.hi_port = seg.dport;
+  } else {
+    k.lo_ip = seg.dst, k.lo_port = seg.dport, k.hi_ip = seg.src, k.hi_port = seg.sport;
+  }
+  if (src_is_lo != nullptr) *src_is_lo = lo;
+  return k;
+}
+
+namespace flow_key_internal {
 inline uint64_t Mum(uint64_t a, uint64_t b) {
   const unsigned __int128 r = static_cast<unsigned __int128>(a) * b;
   return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);

@@ -71,9 +71,7 @@ void FlowTracker::OnSegment(const TcpSegment& seg, uint64_t ts_us) {
 void FlowTracker::OnSegment(const TcpSegment& seg, uint64_t ts_us, uint64_t packet_index) {
   ++stats_.segments;
   AdvanceTime(ts_us);
-  const bool sport_monitored = !cfg_.any_port && IsMonitoredPort(seg.sport);
-  const bool dport_monitored = !cfg_.any_port && IsMonitoredPort(seg.dport);
-  if (!cfg_.any_port && !sport_monitored && !dport_monitored) {
+  if (!cfg_.any_port && !IsMonitoredPort(seg.sport) && !IsMonitoredPort(seg.dport)) {
     ++stats_.skipped_segments;
     stats_.skipped_bytes += seg.payload_wire_len;
     return;
@@ -112,7 +110,8 @@ void FlowTracker::OnSegment(const TcpSegment& seg, uint64_t ts_us, uint64_t pack
   }
 
   const bool from_client =
-      e->direction.Infer({seg.flags, src_is_lo, sport_monitored, dport_monitored});
+      e->direction.Infer({seg.flags, src_is_lo, !cfg_.any_port && IsMonitoredPort(seg.sport),
+                          !cfg_.any_port && IsMonitoredPort(seg.dport)});
   const size_t dir = from_client ? kClient : kServer;
   Connection* c = e->conn.get();
   if (syn) {
@@ -137,7 +136,7 @@ void FlowTracker::MakeFinal(const FlowKey& key, Entry& e) {
   if (c == nullptr) {
     order_.Release(e.slot);  // no payload, no record
   } else {
-    SessionRecord rec = c->FinalRecord();
+    SessionRecord& rec = c->FinalRecord();
     // With --ports any, only connections recognised as PostgreSQL or TLS are reported, and
     // never as `unknown` (an SSLRequest that got no answer, say).
     if (!cfg_.any_port || (c->recognised() && rec.outcome != Outcome::kUnknown)) {
