@@ -61,10 +61,11 @@ inline Bytes Handshake(uint8_t type, const Bytes& body) {
 // A minimal ClientHello record: one suite, no session id, null compression, and the given
 // extensions block (none when empty).
 inline Bytes ClientHello(uint16_t version, uint16_t suite, const Bytes& extensions = {}) {
-  Bytes b;
-  PutU16(&b, version);
-  b.resize(2 + 32, 0x11);  // random
-  b.push_back(0);          // session id
+  Bytes b(2 + 32, 0x11);  // version, then the random
+  b.reserve(b.size() + 16 + extensions.size());
+  b[0] = static_cast<uint8_t>(version >> 8);
+  b[1] = static_cast<uint8_t>(version);
+  b.push_back(0);  // session id
   PutU16(&b, 2);
   PutU16(&b, suite);
   Put(&b, {0x01, 0x00});  // compression: null
@@ -77,9 +78,10 @@ inline Bytes ClientHello(uint16_t version, uint16_t suite, const Bytes& extensio
 
 // A ServerHello record; `selected` (non-zero) adds a supported_versions extension (TLS 1.3).
 inline Bytes ServerHello(uint16_t version, uint16_t suite, uint16_t selected = 0) {
-  Bytes b;
-  PutU16(&b, version);
-  b.resize(2 + 32, 0x22);
+  Bytes b(2 + 32, 0x22);  // version, then the random
+  b.reserve(b.size() + 16);
+  b[0] = static_cast<uint8_t>(version >> 8);
+  b[1] = static_cast<uint8_t>(version);
   b.push_back(0);
   PutU16(&b, suite);
   b.push_back(0);
