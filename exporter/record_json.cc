@@ -1,15 +1,16 @@
 #include "exporter/record_json.h"
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 
 #include "exporter/text_util.h"
+#include "parser/text.h"
 #include "parser/tls_names.h"
 
 namespace pgtlsmon::exporter {
 namespace {
 
-constexpr std::string_view kHexDigits = "0123456789abcdef";
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
 void AppendDigits(uint64_t v, int width, std::string* out) {
@@ -28,29 +29,34 @@ struct CivilTime {
   unsigned month, day, hour, minute, second;
 };
 
-// Howard Hinnant's civil_from_days, valid for the whole int64 range we can meet.
+// The calendar is std::chrono's (C++20 year_month_day). Its years stop at +-32767, so the date
+// is taken within its 400-year Gregorian cycle (146097 days, the calendar's period) and the
+// cycles added back: every int64 second count gets its date.
 CivilTime ToCivil(int64_t unix_s) {
-  int64_t days = unix_s / 86400;
+  using namespace std::chrono;
+  constexpr int64_t kCycleDays = 146097;
+  constexpr int64_t kCycleYears = 400;
+  int64_t day_count = unix_s / 86400;
   int64_t secs = unix_s % 86400;
   if (secs < 0) {
     secs += 86400;
-    --days;
+    --day_count;
   }
-  const int64_t z = days + 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const int64_t doe = z - era * 146097;
-  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const int64_t mp = (5 * doy + 2) / 153;
-  const int64_t d = doy - (153 * mp + 2) / 5 + 1;
-  const int64_t m = mp < 10 ? mp + 3 : mp - 9;
+  int64_t cycles = day_count / kCycleDays;
+  int64_t in_cycle = day_count % kCycleDays;
+  if (in_cycle < 0) {
+    in_cycle += kCycleDays;
+    --cycles;
+  }
+  const year_month_day ymd{sys_days{days{in_cycle}}};
+  const hh_mm_ss<seconds> hms{seconds{secs}};
   CivilTime t{};
-  t.year = yoe + era * 400 + (m <= 2 ? 1 : 0);
-  t.month = static_cast<unsigned>(m);
-  t.day = static_cast<unsigned>(d);
-  t.hour = static_cast<unsigned>(secs / 3600);
-  t.minute = static_cast<unsigned>(secs / 60 % 60);
-  t.second = static_cast<unsigned>(secs % 60);
+  t.year = int64_t{static_cast<int>(ymd.year())} + cycles * kCycleYears;
+  t.month = static_cast<unsigned>(ymd.month());
+  t.day = static_cast<unsigned>(ymd.day());
+  t.hour = static_cast<unsigned>(hms.hours().count());
+  t.minute = static_cast<unsigned>(hms.minutes().count());
+  t.second = static_cast<unsigned>(hms.seconds().count());
   return t;
 }
 
@@ -80,15 +86,14 @@ void AppendPlain(std::string_view s, std::string* out) {
   out->push_back('"');
 }
 
-void AppendHex(uint32_t v, int digits, std::string* out) {
+// A code as a quoted "0x..." string of `digits` hex digits.
+void AppendHexCode(uint32_t v, int digits, std::string* out) {
   out->append("\"0x");
-  for (int shift = (digits - 1) * 4; shift >= 0; shift -= 4) {
-    out->push_back(kHexDigits[(v >> shift) & 0xfu]);
-  }
+  parser::AppendHex(v, digits, out);
   out->push_back('"');
 }
 
-void AppendCode(uint16_t v, std::string* out) { AppendHex(v, 4, out); }
+void AppendCode(uint16_t v, std::string* out) { AppendHexCode(v, 4, out); }
 
 void AppendVersion(uint16_t v, std::string* out) { AppendPlain(parser::VersionName(v), out); }
 
@@ -219,7 +224,7 @@ void AppendClientHello(const parser::ClientHelloInfo& ch, std::string* out) {
     out->append(", \"sslv2_cipher_specs\": [");
     for (size_t i = 0; i < ch.sslv2_cipher_specs.size(); ++i) {
       if (i != 0) out->append(", ");
-      AppendHex(ch.sslv2_cipher_specs[i] & 0xffffffu, 6, out);
+      AppendHexCode(ch.sslv2_cipher_specs[i] & 0xffffffu, 6, out);
     }
     out->push_back(']');
   }
@@ -391,8 +396,7 @@ void AppendJsonString(std::string_view s, std::string* out) {
       default:
         if (c < 0x20) {
           out->append("\\u00");
-          out->push_back(kHexDigits[c >> 4]);
-          out->push_back(kHexDigits[c & 0xf]);
+          parser::AppendHex(c, 2, out);
         } else {
           out->append(kReplacement);  // a byte outside valid UTF-8
         }

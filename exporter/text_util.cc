@@ -27,7 +27,6 @@ std::string ValidUtf8(std::string_view s, size_t max_bytes) {
 }
 
 std::string TerminalSafe(std::string_view s, size_t max_chars) {
-  static constexpr std::string_view kHex = "0123456789abcdef";
   std::string out;
   size_t chars = 0;
   size_t i = 0;
@@ -54,8 +53,7 @@ std::string TerminalSafe(std::string_view s, size_t max_chars) {
         continue;
       }
       out.append("\\x");
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
+      parser::AppendHex(c, 2, &out);
       chars += 4;
       ++i;
       continue;

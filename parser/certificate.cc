@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 
 #include <array>
+#include <chrono>
 #include <climits>
 #include <ctime>
 #include <memory>
@@ -35,23 +36,15 @@ std::string NameText(const X509_NAME* name) {
   return std::string(data, static_cast<size_t>(len));
 }
 
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil), so the
-// conversion does not depend on the process time zone.
-int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
-  y -= m <= 2 ? 1 : 0;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
+// The time in UTC, whatever the process time zone: the date through std::chrono's calendar.
 std::optional<int64_t> UnixSeconds(const ASN1_TIME* t) {
+  using namespace std::chrono;
   struct tm tm {};
   if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return std::nullopt;
-  const int64_t days =
-      DaysFromCivil(int64_t{tm.tm_year} + 1900, int64_t{tm.tm_mon} + 1, int64_t{tm.tm_mday});
-  return days * 86400 + int64_t{tm.tm_hour} * 3600 + int64_t{tm.tm_min} * 60 + tm.tm_sec;
+  const sys_days date{year{tm.tm_year + 1900} / month{static_cast<unsigned>(tm.tm_mon + 1)} /
+                      day{static_cast<unsigned>(tm.tm_mday)}};
+  const sys_seconds time = date + hours{tm.tm_hour} + minutes{tm.tm_min} + seconds{tm.tm_sec};
+  return static_cast<int64_t>(time.time_since_epoch().count());
 }
 
 std::string KeyType(const EVP_PKEY* key) {

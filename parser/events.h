@@ -97,6 +97,8 @@ struct ClientHelloInfo {
   std::vector<std::string> alpn_raw;           // the protocol names' raw bytes (JA4 needs them)
   std::string ja3;                             // MD5 hex
   std::string ja4;                             // FoxIO JA4, TCP variant
+
+  friend bool operator==(const ClientHelloInfo&, const ClientHelloInfo&) = default;
 };
 
 struct ServerHelloInfo {
@@ -107,6 +109,8 @@ struct ServerHelloInfo {
   std::optional<std::string> alpn;
   std::vector<uint16_t> extensions;
   std::string ja3s;  // MD5 hex
+
+  friend bool operator==(const ServerHelloInfo&, const ServerHelloInfo&) = default;
 };
 
 struct AlertInfo {

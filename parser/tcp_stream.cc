@@ -33,9 +33,9 @@ void TcpStream::AddSegment(uint32_t seq, std::span<const uint8_t> payload, uint3
   if (!started_) SetInitialSequence(seq);
   const int64_t off = SeqDiff(seq, next_seq_);
   if (off > 0) {
-    // Out of order: keep it for later, within the cap.
-    if (payload.size() < wire_len || pending_bytes_ + payload.size() + buffered() > cap_ ||
-        pending_.size() >= 64) {
+    // Out of order: keep it for later, within the cap (buffered() already holds the bytes
+    // waiting out of order: they count once).
+    if (payload.size() < wire_len || payload.size() + buffered() > cap_ || pending_.size() >= 64) {
       stats->Add(Stage::kTcp, Reason::kCapExceeded);
       return;
     }

@@ -91,28 +91,70 @@ ParseResult ParseAlpnList(ByteReader r, std::vector<std::string>* names,
   return ParseResult::kOk;
 }
 
-ParseResult ParseClientExtension(uint16_t type, ByteReader body, ClientHelloInfo* out) {
-  switch (type) {
-    case kExtServerName:
-      return ParseSni(body, &out->sni);
-    case kExtSupportedGroups:
-      return ReadU16List(body, 2, &out->groups);
-    case kExtEcPointFormats: {
-      auto len = body.U8();
-      auto list = len ? body.Bytes(*len) : std::nullopt;
-      if (!list || !body.empty()) return kBad;
-      out->ec_point_formats.insert(out->ec_point_formats.end(), list->begin(), list->end());
-      return ParseResult::kOk;
-    }
-    case kExtSignatureAlgorithms:
-      return ReadU16List(body, 2, &out->signature_algorithms);
-    case kExtAlpn:
-      return ParseAlpnList(body, &out->alpn, &out->alpn_raw);
-    case kExtSupportedVersions:
-      return ReadU16List(body, 1, &out->supported_versions);
-    default:
-      return ParseResult::kOk;
+ParseResult ParseEcPointFormats(ByteReader body, ClientHelloInfo* out) {
+  auto len = body.U8();
+  auto list = len ? body.Bytes(*len) : std::nullopt;
+  if (!list || !body.empty()) return kBad;
+  out->ec_point_formats.insert(out->ec_point_formats.end(), list->begin(), list->end());
+  return ParseResult::kOk;
+}
+
+// RFC 8446 4.2.1: the ServerHello's supported_versions holds the one selected version.
+ParseResult ParseSelectedVersion(ByteReader body, ServerHelloInfo* out) {
+  auto v = body.U16Be();
+  if (!v || !body.empty()) return kBad;
+  out->selected_version = *v;
+  return ParseResult::kOk;
+}
+
+// RFC 7301 3.1: the server's list holds exactly one name.
+ParseResult ParseSelectedAlpn(ByteReader body, ServerHelloInfo* out) {
+  std::vector<std::string> names;
+  std::vector<std::string> raw;
+  if (ParseAlpnList(body, &names, &raw) != ParseResult::kOk || names.size() != 1) return kBad;
+  out->alpn = std::move(names.front());
+  return ParseResult::kOk;
+}
+
+// The one list of the extensions whose contents the parsed hellos depend on. The parsers call
+// the listed function for each; the cache key (a hello's shape, below) holds the bytes of
+// exactly these, and only the length of the others. A new extension is added here, once.
+template <typename Info>
+struct ExtensionParser {
+  uint16_t type;
+  ParseResult (*parse)(ByteReader body, Info* out);
+};
+constexpr ExtensionParser<ClientHelloInfo> kClientExtensions[] = {
+    {kExtServerName, [](ByteReader b, ClientHelloInfo* o) { return ParseSni(b, &o->sni); }},
+    {kExtSupportedGroups,
+     [](ByteReader b, ClientHelloInfo* o) { return ReadU16List(b, 2, &o->groups); }},
+    {kExtEcPointFormats, ParseEcPointFormats},
+    {kExtSignatureAlgorithms,
+     [](ByteReader b, ClientHelloInfo* o) { return ReadU16List(b, 2, &o->signature_algorithms); }},
+    {kExtAlpn,
+     [](ByteReader b, ClientHelloInfo* o) { return ParseAlpnList(b, &o->alpn, &o->alpn_raw); }},
+    {kExtSupportedVersions,
+     [](ByteReader b, ClientHelloInfo* o) { return ReadU16List(b, 1, &o->supported_versions); }},
+};
+constexpr ExtensionParser<ServerHelloInfo> kServerExtensions[] = {
+    {kExtSupportedVersions, ParseSelectedVersion},
+    {kExtAlpn, ParseSelectedAlpn},
+};
+
+template <typename Info, size_t N>
+const ExtensionParser<Info>* FindExtension(const ExtensionParser<Info> (&list)[N], uint16_t type) {
+  for (const auto& e : list) {
+    if (e.type == type) return &e;
   }
+  return nullptr;
+}
+
+// Parses one extension of a hello if it is in `list` (others are only listed by type).
+template <typename Info, size_t N>
+bool ParseExtension(const ExtensionParser<Info> (&list)[N], uint16_t type, ByteReader body,
+                    Info* out) {
+  const auto* e = FindExtension(list, type);
+  return e == nullptr || e->parse(body, out) == ParseResult::kOk;
 }
 
 std::string HexDigest(std::string_view data, const EVP_MD* md) {
@@ -122,13 +164,9 @@ std::string HexDigest(std::string_view data, const EVP_MD* md) {
       EVP_Digest(data.data(), data.size(), digest.data(), &len, md, nullptr) != 1) {
     return {};
   }
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(size_t{len} * 2);
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 0x0f]);
-  }
+  AppendHexBytes(std::span<const uint8_t>(digest.data(), len), &out);
   return out;
 }
 
@@ -140,17 +178,11 @@ void AppendDecimalList(const std::vector<T>& v, std::string* out) {
   }
 }
 
-std::string Hex4(uint16_t v) {
-  std::array<char, 8> buf{};
-  std::snprintf(buf.data(), buf.size(), "%04x", static_cast<unsigned>(v));
-  return std::string(buf.data());
-}
-
 std::string JoinHex4(const std::vector<uint16_t>& v) {
   std::string out;
   for (size_t i = 0; i < v.size(); ++i) {
     if (i > 0) out.push_back(',');
-    out.append(Hex4(v[i]));
+    AppendHex(v[i], 4, &out);
   }
   return out;
 }
@@ -277,19 +309,14 @@ void PutU16(std::string* k, uint16_t v) {
 void PutBytes(std::string* k, std::span<const uint8_t> b) {
   k->append(reinterpret_cast<const char*>(b.data()), b.size());  // NOLINT
 }
-bool ClientExtensionParsed(uint16_t type) {
-  return type == kExtServerName || type == kExtSupportedGroups || type == kExtEcPointFormats ||
-         type == kExtSignatureAlgorithms || type == kExtAlpn || type == kExtSupportedVersions;
-}
-bool ServerExtensionParsed(uint16_t type) {
-  return type == kExtSupportedVersions || type == kExtAlpn;
-}
-bool PutExtensionShapes(ByteReader& r, bool client, std::string* k) {
+// Each extension's type and length; the contents only of those the parser reads (`list`).
+template <typename Info, size_t N>
+bool PutExtensionShapes(ByteReader& r, const ExtensionParser<Info> (&list)[N], std::string* k) {
   k->push_back(r.empty() ? 0 : 1);
   return ForEachExtension(r, [&](uint16_t type, ByteReader ext) {
     PutU16(k, type);
     PutU16(k, static_cast<uint16_t>(ext.remaining()));
-    if (client ? ClientExtensionParsed(type) : ServerExtensionParsed(type)) PutBytes(k, ext.rest());
+    if (FindExtension(list, type) != nullptr) PutBytes(k, ext.rest());
     return true;
   });
 }
@@ -311,7 +338,7 @@ bool ClientHelloShape(std::span<const uint8_t> body, uint16_t record_version, st
   auto comp_len = r.U8();
   if (!comp_len || *comp_len == 0 || !r.Skip(*comp_len)) return false;
   k->push_back(static_cast<char>(*comp_len));
-  return PutExtensionShapes(r, true, k);
+  return PutExtensionShapes(r, kClientExtensions, k);
 }
 bool ServerHelloShape(std::span<const uint8_t> body, std::string* k) {
   k->clear();
@@ -332,7 +359,7 @@ bool ServerHelloShape(std::span<const uint8_t> body, std::string* k) {
   if (!suite || !compression) return false;
   PutU16(k, *suite);
   k->push_back(static_cast<char>(*compression));
-  return PutExtensionShapes(r, false, k);
+  return PutExtensionShapes(r, kServerExtensions, k);
 }
 
 }  // namespace
@@ -403,7 +430,7 @@ ParseResult ParseClientHello(std::span<const uint8_t> body, uint16_t record_vers
   const bool extensions_ok = ForEachExtension(r, [&ch](uint16_t type, ByteReader ext) {
     if (IsGrease(type)) return true;
     ch.extensions.push_back(type);
-    return ParseClientExtension(type, ext, &ch) == ParseResult::kOk;
+    return ParseExtension(kClientExtensions, type, ext, &ch);
   });
   if (!extensions_ok) return kBad;
   Fingerprint(&ch);
@@ -464,18 +491,7 @@ ParseResult ParseServerHello(std::span<const uint8_t> body, ServerHelloInfo* out
   const bool extensions_ok = ForEachExtension(r, [&sh](uint16_t type, ByteReader ext) {
     if (IsGrease(type)) return true;
     sh.extensions.push_back(type);
-    if (type == kExtSupportedVersions) {
-      auto v = ext.U16Be();
-      if (!v || !ext.empty()) return false;
-      sh.selected_version = *v;
-    } else if (type == kExtAlpn) {
-      std::vector<std::string> names;
-      std::vector<std::string> raw;
-      // RFC 7301 3.1: the server's list holds exactly one name.
-      if (ParseAlpnList(ext, &names, &raw) != ParseResult::kOk || names.size() != 1) return false;
-      sh.alpn = std::move(names.front());
-    }
-    return true;
+    return ParseExtension(kServerExtensions, type, ext, &sh);
   });
   if (!extensions_ok) return kBad;
   sh.ja3s = Ja3s(sh);

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   # build
-  cmake ninja-build g++ clang llvm pkg-config
+  cmake ninja-build g++ clang llvm pkg-config ccache
   # the design card's core libraries
   libpcap-dev libbpf-dev bpftool libssl-dev prometheus-cpp-dev libabsl-dev
   libgtest-dev libgmock-dev

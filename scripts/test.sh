@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds pgtlsmon and passes every test. This is the README's test command, and .ci/run runs
 # exactly this. Needs root (packages, PostgreSQL end-to-end tests, eBPF tests).
-#   1. release build, ctest of every label: unit, integration (corpus agreement), e2e (a real
-#      PostgreSQL 15 + clients + Prometheus), bpf, deploy;
+#   1. release build with warnings as errors (-DPGTLS_WERROR=ON, off for users), ctest of every
+#      label: unit, integration (corpus agreement), e2e (a real PostgreSQL 15 + clients +
+#      Prometheus), bpf, deploy;
 #   2. an ASan+UBSan build running the unit tests and the fuzz regression inputs;
 #   3. a ThreadSanitizer build running the threaded tests (label tsan).
 set -euo pipefail
@@ -10,13 +11,16 @@ cd "$(dirname "$0")/.."
 jobs=$(nproc)
 
 bash scripts/install-deps.sh
+# ccache (installed by install-deps.sh): a second run of this script, or a build dir made anew,
+# compiles only what changed.
+export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache
 
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGTLS_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs" --timeout 600
 
 if [ "${PGTLS_SKIP_ASAN:-0}" != 1 ]; then
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPGTLS_BUILD_BPF=OFF \
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPGTLS_BUILD_BPF=OFF -DPGTLS_WERROR=ON \
     -DPGTLS_SANITIZE="address;undefined" >/dev/null
   cmake --build build-asan -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -204,7 +204,7 @@ def main():
     caps = sorted(p for p in corpus.rglob("*") if p.suffix in (".pcap", ".pcapng"))
     seeds = {t: {} for t in ("fuzz_pg_startup", "fuzz_tls_record", "fuzz_client_hello",
                              "fuzz_server_hello", "fuzz_certificate", "fuzz_packet",
-                             "fuzz_file_source", "fuzz_flow")}
+                             "fuzz_file_source", "fuzz_flow", "fuzz_hello_cache")}
 
     def add(target, data):
         data = bytes(data[:MAX_FILE])
@@ -238,8 +238,11 @@ def main():
                         add("fuzz_client_hello", b"\x01" + body)
                     elif typ == 1:
                         add("fuzz_client_hello", b"\x00" + body)
+                        # The same hello twice: mutating one copy gives two of one shape.
+                        add("fuzz_hello_cache", b"\x00" + body + b"HELO" + body)
                     elif typ == 2:
                         add("fuzz_server_hello", body)
+                        add("fuzz_hello_cache", b"\x01" + body + b"HELO" + body)
                     elif typ == 11:
                         add("fuzz_certificate", b"\x01" + body)
                         if len(body) > 6:

@@ -374,6 +374,24 @@ TEST(RecordJson, Timestamps) {
   EXPECT_EQ(s, "2100-03-01T00:00:00Z");
 }
 
+// Past std::chrono's years (+-32767) and before year 0: the same proleptic Gregorian dates as
+// before the calendar became std::chrono's (a damaged capture's timestamps can be anything).
+TEST(RecordJson, TimestampsFarFromNow) {
+  const std::pair<int64_t, const char*> cases[] = {
+      {253402300800, "10000-01-01T00:00:00Z"},
+      {-62167219200, "0000-01-01T00:00:00Z"},
+      {-62167219201, "-0001-12-31T23:59:59Z"},
+      {1'000'000'000'000'000, "31690708-07-05T01:46:40Z"},
+      {-1'000'000'000'000'000, "-31686769-06-29T22:13:20Z"},
+      {int64_t{1} << 62, "146138514283-06-19T07:45:04Z"},
+  };
+  for (const auto& [secs, want] : cases) {
+    std::string s;
+    AppendRfc3339Seconds(secs, &s);
+    EXPECT_EQ(s, want) << secs;
+  }
+}
+
 TEST(RecordJson, AppendsWithoutClearing) {
   std::string out = "prefix\n";
   AppendRecordJson(ExampleRecord(), &out);

@@ -8,11 +8,24 @@
 #include <vector>
 
 #include "parser/tls_names.h"
+#include "tests/testing/tls_bytes.h"
 
 namespace pgtlsmon::parser {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
+using testing::Alert;
+using testing::ApplicationData;
+using testing::Bytes;
+using testing::Ccs;
+using testing::ClientHello;
+using testing::Handshake;
+using testing::kGssRequest;
+using testing::kSslRequest;
+using testing::Put;
+using testing::PutU24;
+using testing::Record;
+using testing::ServerHello;
+using testing::StartupMessage;
 
 IpAddress V4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
   IpAddress ip;
@@ -20,66 +33,13 @@ IpAddress V4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
   return ip;
 }
 
-const Bytes kSslRequest = {0x00, 0x00, 0x00, 0x08, 0x04, 0xd2, 0x16, 0x2f};
-const Bytes kGssRequest = {0x00, 0x00, 0x00, 0x08, 0x04, 0xd2, 0x16, 0x30};
-
-Bytes StartupMessage(const std::string& user) {
-  Bytes m = {0, 0, 0, 0, 0x00, 0x03, 0x00, 0x00};
-  for (const char* s : {"user", user.c_str()}) {
-    for (; *s != 0; ++s) m.push_back(static_cast<uint8_t>(*s));
-    m.push_back(0);
-  }
-  m.push_back(0);
-  m[3] = static_cast<uint8_t>(m.size());
-  return m;
-}
-
-Bytes Record(uint8_t type, uint16_t version, const Bytes& body) {
-  Bytes r = {type, static_cast<uint8_t>(version >> 8), static_cast<uint8_t>(version),
-             static_cast<uint8_t>(body.size() >> 8), static_cast<uint8_t>(body.size())};
-  r.insert(r.end(), body.begin(), body.end());
-  return r;
-}
-
-Bytes Handshake(uint8_t type, const Bytes& body) {
-  Bytes h = {type, 0, static_cast<uint8_t>(body.size() >> 8), static_cast<uint8_t>(body.size())};
-  h.insert(h.end(), body.begin(), body.end());
-  return h;
-}
-
-// A minimal ClientHello offering TLS 1.0 (no extensions) or TLS 1.2.
-Bytes ClientHello(uint16_t version, uint16_t suite) {
-  Bytes b = {static_cast<uint8_t>(version >> 8), static_cast<uint8_t>(version)};  // version
-  b.resize(2 + 32, 0x11);                                                         // random
-  b.push_back(0);                                                                 // session id
-  b.insert(b.end(), {0x00, 0x02, static_cast<uint8_t>(suite >> 8),
-                     static_cast<uint8_t>(suite)});  // cipher_suites
-  b.insert(b.end(), {0x01, 0x00});                   // compression: null
-  return Record(22, 0x0301, Handshake(1, b));
-}
-
-Bytes ServerHello(uint16_t version, uint16_t suite) {
-  Bytes b = {static_cast<uint8_t>(version >> 8), static_cast<uint8_t>(version)};
-  b.resize(2 + 32, 0x22);
-  b.push_back(0);
-  b.insert(b.end(), {static_cast<uint8_t>(suite >> 8), static_cast<uint8_t>(suite), 0x00});
-  return Record(22, version, Handshake(2, b));
-}
-
 // A Certificate handshake record (TLS 1.2) carrying one DER certificate.
 Bytes CertificateRecord(const Bytes& der) {
-  auto u24 = [](Bytes* b, size_t n) {
-    b->insert(b->end(), {static_cast<uint8_t>(n >> 16), static_cast<uint8_t>(n >> 8),
-                         static_cast<uint8_t>(n)});
-  };
   Bytes body;
-  u24(&body, der.size() + 3);  // certificate_list length
-  u24(&body, der.size());      // one certificate
-  body.insert(body.end(), der.begin(), der.end());
-  Bytes h = {11};
-  u24(&h, body.size());
-  h.insert(h.end(), body.begin(), body.end());
-  return Record(22, 0x0303, h);
+  PutU24(&body, der.size() + 3);  // certificate_list length
+  PutU24(&body, der.size());      // one certificate
+  Put(&body, der);
+  return Record(22, 0x0303, Handshake(11, body));
 }
 
 // RSA-1024, CN=weak.example, valid 2026-11-27T19:47:55Z to 2026-11-28T19:47:55Z.
@@ -90,9 +50,6 @@ Bytes WeakCertificateDer() {
   return Bytes(std::istreambuf_iterator<char>(f), {});
 }
 
-Bytes Alert(uint8_t level, uint8_t desc) { return Record(21, 0x0303, {level, desc}); }
-Bytes Ccs() { return Record(20, 0x0303, {1}); }
-
 // Drives one connection between 10.0.0.1:40000 and 10.0.0.2:5432.
 class Conn {
  public:
@@ -102,6 +59,13 @@ class Conn {
   void Syn() {
     Send(true, {}, kTcpSyn);
     Send(false, {}, kTcpSyn | kTcpAck);
+  }
+  // SYN, SSLRequest, 'S', ClientHello.
+  void UpToClientHello(uint16_t suite = 0x1301) {
+    Syn();
+    Client(kSslRequest);
+    Server({'S'});
+    Client(ClientHello(0x0303, suite));
   }
   void Client(const Bytes& b, uint8_t flags = kTcpAck | kTcpPsh) { Send(true, b, flags); }
   void Server(const Bytes& b, uint8_t flags = kTcpAck | kTcpPsh) { Send(false, b, flags); }
@@ -214,6 +178,80 @@ TEST_F(FlowTrackerTest, GssThenSslThenTls13) {
   EXPECT_FALSE(r.legacy);
 }
 
+// A TLS 1.3 server's first flight: ServerHello, its dummy ChangeCipherSpec, encrypted records.
+Bytes Tls13ServerFlight() {
+  Bytes flight = ServerHello(0x0303, 0x1301, 0x0304);
+  Put(&flight, Ccs());
+  Put(&flight, ApplicationData(900));
+  return flight;
+}
+
+// session-record.md, "When a record is final" (b): a TLS 1.3 record stays open after the
+// ServerHello until the client's first record after it, normally its ChangeCipherSpec.
+TEST_F(FlowTrackerTest, Tls13IsFinalAtTheClientsFirstRecordAfterTheServerHello) {
+  auto& t = Make();
+  std::vector<FlowKey> finals;
+  t.set_on_final([&finals](const FlowKey& k) { finals.push_back(k); });
+  Conn c(&t);
+  c.UpToClientHello();
+  c.Server(Tls13ServerFlight());
+  EXPECT_TRUE(records_.empty());  // still open: the client has not answered
+  EXPECT_TRUE(finals.empty());
+  c.Server(ApplicationData(300));  // more of the server's encrypted flight changes nothing
+  EXPECT_TRUE(records_.empty());
+  Bytes answer = Ccs();
+  Put(&answer, ApplicationData(53));  // the client's encrypted Finished
+  c.Client(answer);
+  ASSERT_EQ(records_.size(), 1u);
+  EXPECT_EQ(finals.size(), 1u);
+  const auto& r = records_[0];
+  EXPECT_EQ(r.outcome, Outcome::kTls);
+  EXPECT_EQ(r.tls->version, 0x0304);
+  EXPECT_TRUE(r.alerts.empty());
+  c.Client(ApplicationData(100));
+  EXPECT_EQ(t.stats().skipped_segments, 1u);  // a tombstone from here on
+}
+
+// A client that cannot use the TLS 1.3 ServerHello (testssl probing, an illegal parameter)
+// answers with a fatal alert in clear: the record is tls_failed (before the change it was
+// final, and `tls`, at the ServerHello).
+TEST_F(FlowTrackerTest, Tls13ClientFatalAlertAfterTheServerHelloFails) {
+  auto& t = Make();
+  Conn c(&t);
+  c.UpToClientHello();
+  c.Server(Tls13ServerFlight());
+  EXPECT_TRUE(records_.empty());
+  c.Client(Alert(2, 47));  // illegal_parameter
+  ASSERT_EQ(records_.size(), 1u);
+  const auto& r = records_[0];
+  EXPECT_EQ(r.outcome, Outcome::kTlsFailed);
+  ASSERT_TRUE(r.tls.has_value());  // the ServerHello still fills `tls`
+  EXPECT_EQ(r.tls->version, 0x0304);
+  ASSERT_EQ(r.alerts.size(), 1u);
+  EXPECT_TRUE(r.alerts[0].from_client);
+  EXPECT_EQ(r.alerts[0].description, 47);
+  EXPECT_TRUE(r.has_finding(Finding::kHandshakeFailed));
+}
+
+// The capture ends (or the connection closes) after a TLS 1.3 ServerHello: still `tls`.
+TEST_F(FlowTrackerTest, Tls13CutAfterTheServerHelloIsStillTls) {
+  auto& t = Make();
+  Conn a(&t, 40001);
+  a.UpToClientHello();
+  a.Server(ServerHello(0x0303, 0x1301, 0x0304));
+  a.Fin();
+  ASSERT_EQ(records_.size(), 1u);
+  EXPECT_EQ(records_[0].outcome, Outcome::kTls);
+  Conn b(&t, 40002);
+  b.Syn();
+  b.Client(ClientHello(0x0303, 0x1301));
+  b.Server(ServerHello(0x0303, 0x1301, 0x0304));
+  t.Finish();
+  ASSERT_EQ(records_.size(), 2u);
+  EXPECT_EQ(records_[1].outcome, Outcome::kTls);
+  EXPECT_EQ(t.parse_stats().Total(), 0u);
+}
+
 TEST_F(FlowTrackerTest, GssAccepted) {
   auto& t = Make();
   Conn c(&t);
@@ -257,8 +295,7 @@ TEST_F(FlowTrackerTest, CertificateFindings) {
     c.Server({'S'});
     c.Client(ClientHello(0x0303, 0x009c));
     Bytes flight = ServerHello(0x0303, 0x009c);
-    const Bytes cert = CertificateRecord(der);
-    flight.insert(flight.end(), cert.begin(), cert.end());
+    Put(&flight, CertificateRecord(der));
     c.Server(flight);
     c.Client(Ccs());
     c.Server(Ccs());
@@ -280,14 +317,9 @@ TEST_F(FlowTrackerTest, ClientAcceptsLegacy) {
   c.Client(kSslRequest);
   c.Server({'S'});
   // A TLS 1.2 hello whose supported_versions also lists TLS 1.0 (0x0301).
-  Bytes b = {0x03, 0x03};
-  b.resize(2 + 32, 0x11);
-  b.push_back(0);
-  b.insert(b.end(), {0x00, 0x02, 0xc0, 0x2f, 0x01, 0x00});
-  b.insert(b.end(), {0x00, 0x0b,              // extensions length 11
-                     0x00, 0x2b, 0x00, 0x07,  // supported_versions, 7 bytes
-                     0x06, 0x03, 0x04, 0x03, 0x03, 0x03, 0x01});
-  c.Client(Record(22, 0x0301, Handshake(1, b)));
+  c.Client(ClientHello(0x0303, 0xc02f,
+                       {0x00, 0x2b, 0x00, 0x07,  // supported_versions, 7 bytes
+                        0x06, 0x03, 0x04, 0x03, 0x03, 0x03, 0x01}));
   c.Server(ServerHello(0x0303, 0xc02f));
   c.Client(Ccs());
   c.Server(Ccs());
@@ -375,8 +407,7 @@ TEST_F(FlowTrackerTest, InjectedBytesAfterSslResponse) {
   Conn c(&t);
   c.Syn();
   Bytes inj = kSslRequest;
-  Bytes q = {'Q', 0, 0, 0, 13, 's', 'e', 'l', 'e', 'c', 't', ' ', '1', 0};
-  inj.insert(inj.end(), q.begin(), q.end());  // CVE-2021-23214: a query after SSLRequest
+  Put(&inj, {'Q', 0, 0, 0, 13, 's', 'e', 'l', 'e', 'c', 't', ' ', '1', 0});  // CVE-2021-23214
   c.Client(inj);
   c.Server({'S'});
   c.Fin();
@@ -498,6 +529,38 @@ TEST_F(FlowTrackerTest, TableFullEvictsOldestAndCounts) {
   t.Finish();
   EXPECT_EQ(records_.size(), 40u);  // evicted connections still get their records
   EXPECT_EQ(records_.front().client.port, 30000);
+}
+
+// A FIN from one end is a half-close: the other end may go on sending, so the tombstone keeps
+// the idle timeout. The tombstone used to take any FIN, from either end, for the client's and
+// the connection for closed: after 30 s of silence it left, and the client's next bytes made a
+// second record (outcome unknown) for the same connection.
+TEST_F(FlowTrackerTest, HalfClosedTombstoneStays) {
+  auto& t = Make();
+  Conn c(&t, 40000, 1'700'000'000'000'000);
+  c.Syn();
+  c.Client(StartupMessage("alice"));
+  ASSERT_EQ(records_.size(), 1u);
+  c.Server({}, kTcpFin | kTcpAck);                              // the server half-closes
+  Conn later(&t, 40000, 1'700'000'040'000'000, 1000 + 1 + 20);  // 40 s on, same connection
+  later.Client(Bytes(20, 'Q'));
+  t.Finish();
+  EXPECT_EQ(records_.size(), 1u);
+  EXPECT_EQ(t.stats().skipped_segments, 2u);
+}
+
+// Closed both ways: the tombstone leaves after 30 s, and a later SYN-less packet on the same
+// addresses is a connection of its own.
+TEST_F(FlowTrackerTest, ClosedTombstoneLeavesAfterThirtySeconds) {
+  auto& t = Make();
+  Conn c(&t, 40000, 1'700'000'000'000'000);
+  c.Syn();
+  c.Client(StartupMessage("alice"));
+  c.Fin();
+  EXPECT_EQ(t.active_flows(), 1u);
+  t.ExpireIdle(1'700'000'040'000'000);
+  EXPECT_EQ(t.active_flows(), 0u);
+  EXPECT_EQ(t.stats().evictions[static_cast<size_t>(EvictionReason::kIdleTimeout)], 0u);
 }
 
 TEST_F(FlowTrackerTest, IdleTimeoutEvicts) {

@@ -47,6 +47,27 @@ TEST(TcpStream, OutOfOrderIsReordered) {
   EXPECT_FALSE(s.has_pending());
 }
 
+// The cap bounds the bytes buffered, each counted once: segments waiting out of order up to
+// the cap are kept (they used to count twice against it, so the third one here was dropped as
+// cap_exceeded and the stream never became contiguous).
+TEST(TcpStream, OutOfOrderBytesCountOnceAgainstTheCap) {
+  ParseStats st;
+  TcpStream s(10);
+  s.SetInitialSequence(0);
+  s.AddSegment(2, B("cde"), 3, &st);
+  s.AddSegment(5, B("fgh"), 3, &st);
+  s.AddSegment(8, B("ij"), 2, &st);
+  EXPECT_EQ(s.buffered(), 8u);
+  EXPECT_EQ(st.Get(Stage::kTcp, Reason::kCapExceeded), 0u);
+  s.AddSegment(0, B("ab"), 2, &st);
+  EXPECT_EQ(Str(s.data()), "abcdefghij");
+  EXPECT_FALSE(s.has_pending());
+  EXPECT_EQ(st.Total(), 0u);
+  // One byte more than the cap allows is still refused, and counted.
+  s.AddSegment(11, B("x"), 1, &st);
+  EXPECT_EQ(st.Get(Stage::kTcp, Reason::kCapExceeded), 1u);
+}
+
 TEST(TcpStream, SequenceWrapAround) {
   ParseStats st;
   TcpStream s(100);
