@@ -127,8 +127,8 @@ void ReadCaptures(const ReplayOptions& opts, bool report, ReadTotals* totals, Pr
       if (!*more) break;
       ++totals->source.packets;
       totals->source.bytes += pkt.caplen;
-      if (parser::DecodeTcpSegment(pkt.linktype, pkt.data, &seg, &totals->decode) ==
-          parser::ParseResult::kOk) {
+      if (parser::DecodeTcpSegment(pkt.linktype, pkt.data, opts.tracker.decap, &seg,
+                                   &totals->decode) == parser::ParseResult::kOk) {
         on_segment(seg, pkt.ts_ns / 1000, index);
       }
       ++index;

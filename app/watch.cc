@@ -231,7 +231,7 @@ int RunWatch(WatchOptions opts) {
   auto process = [&] {
     ++counted.packets;
     counted.bytes += pkt.caplen;
-    if (parser::DecodeTcpSegment(pkt.linktype, pkt.data, &seg, &decode_stats) ==
+    if (parser::DecodeTcpSegment(pkt.linktype, pkt.data, opts.tracker.decap, &seg, &decode_stats) ==
         parser::ParseResult::kOk) {
       tracker.OnSegment(seg, pkt.ts_ns / 1000);
     }

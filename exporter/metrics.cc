@@ -226,6 +226,14 @@ struct Metrics::State : public prometheus::Collectable {
                   static_cast<double>(s.parse.Get(stage, reason)));
       }
     }
+    auto tunnels = NewFamily("pgtlsmon_tunnel_packets_total",
+                             "Packets decapsulated, by tunnel type (each layer stripped counts).",
+                             MetricType::Counter);
+    for (size_t t = 1; t < static_cast<size_t>(parser::TunnelType::kCount); ++t) {
+      AddSample(&tunnels,
+                {{"type", std::string(parser::TunnelTypeName(static_cast<parser::TunnelType>(t)))}},
+                static_cast<double>(s.parse.tunnel_packets[t]));
+    }
     auto active =
         NewFamily("pgtlsmon_flows_active", "Connections being tracked.", MetricType::Gauge);
     AddSample(&active, {}, static_cast<double>(s.flows_active));
@@ -236,8 +244,8 @@ struct Metrics::State : public prometheus::Collectable {
       AddSample(&evictions, {{"reason", ValidUtf8(reason, kMaxCertLabelBytes)}},
                 static_cast<double>(n));
     }
-    for (auto* f : {&packets, &bytes, &skipped_packets, &skipped_bytes, &drops, &parse, &active,
-                    &evictions}) {
+    for (auto* f : {&packets, &bytes, &skipped_packets, &skipped_bytes, &drops, &parse, &tunnels,
+                    &active, &evictions}) {
       out->push_back(std::move(*f));
     }
     if (s.session_log_errors) {

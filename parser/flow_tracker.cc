@@ -393,6 +393,7 @@ FlowTracker::Entry* FlowTracker::Create(const FlowKey& key, const TcpSegment& se
 
   e.first_us = ts_us;
   e.sequence = sequence;
+  if (seg.tunnel.type != TunnelType::kNone) e.tunnel = std::make_unique<TunnelInfo>(seg.tunnel);
   e.slot = next_slot_++;
   pending_.push_back(Pending{nullptr, sequence, false});
   // Who is the client: the SYN sender; else the SYN-ACK receiver; else the side away from a
@@ -421,6 +422,7 @@ FlowTracker::Flow* FlowTracker::StartFlow(const FlowKey& key, Entry& e) {
   const Endpoint hi{key.hi_ip, key.hi_port};
   rec.client = e.lo_is_client ? lo : hi;
   rec.server = e.lo_is_client ? hi : lo;
+  if (e.tunnel) rec.tunnel = *e.tunnel;
   if (e.has_isn) f.streams[kClient].SetInitialSequence(e.client_isn + 1);
   if (e.has_server_isn) f.streams[kServer].SetInitialSequence(e.server_isn + 1);
   f.closed = e.fin_mask != 0;

@@ -34,6 +34,9 @@ struct FlowTrackerConfig {
   // Records come out in the order of the connections' first packets (replay); otherwise as
   // soon as they are final (live).
   bool ordered_output = true;
+  // Tunnel ports for the packet decoder (`--vxlan-ports`, `--geneve-ports`); the tracker
+  // itself only sees decoded segments.
+  DecapConfig decap;
 };
 
 // A connection's addresses in a canonical order, so both directions find one entry.
@@ -158,6 +161,8 @@ class FlowTracker {
   // record is final the Flow is freed and the Entry stays as a tombstone.
   struct Entry {
     std::unique_ptr<Flow> flow;  // null before the first payload byte and once settled
+    // The tunnel of the connection's first packet, if it came in one (allocated only then).
+    std::unique_ptr<TunnelInfo> tunnel;
     uint64_t last_us = 0;
     uint64_t first_us = 0;  // the connection's first packet
     uint64_t sequence = 0;  // its index in the input (record order)

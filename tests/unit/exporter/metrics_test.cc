@@ -158,6 +158,7 @@ TEST(Metrics, EveryFamilyOfTheInterfaceWithItsType) {
       {"pgtlsmon_skipped_bytes_total", MetricType::Counter},
       {"pgtlsmon_capture_drops_total", MetricType::Counter},
       {"pgtlsmon_parse_errors_total", MetricType::Counter},
+      {"pgtlsmon_tunnel_packets_total", MetricType::Counter},
       {"pgtlsmon_flows_active", MetricType::Gauge},
       {"pgtlsmon_flow_evictions_total", MetricType::Counter},
       {"pgtlsmon_build_info", MetricType::Gauge},
@@ -405,6 +406,7 @@ TEST(Metrics, ProviderMetricsReadAtCollect) {
     p.sources.push_back(lo);
     p.parse.Add(parser::Stage::kTls, parser::Reason::kBadRecord, 7);
     p.parse.Add(parser::Stage::kPostgres, parser::Reason::kUnexpectedSslReply);
+    p.parse.tunnel_packets[static_cast<size_t>(parser::TunnelType::kVxlan)] = 8;
     p.flows_active = 12;
     p.evictions = {{"table_full", 5}, {"idle", 6}};
     return p;
@@ -428,6 +430,9 @@ TEST(Metrics, ProviderMetricsReadAtCollect) {
   EXPECT_EQ(
       s.Count("pgtlsmon_parse_errors_total"),
       static_cast<size_t>(parser::Stage::kCount) * static_cast<size_t>(parser::Reason::kCount));
+  EXPECT_EQ(s.Get("pgtlsmon_tunnel_packets_total", {{"type", "vxlan"}}), 8);
+  EXPECT_EQ(s.Get("pgtlsmon_tunnel_packets_total", {{"type", "erspan"}}), 0);
+  EXPECT_EQ(s.Count("pgtlsmon_tunnel_packets_total"), 5u);  // every type, none for "none"
   EXPECT_EQ(s.Get("pgtlsmon_flows_active", {}), 12);
   EXPECT_EQ(s.Get("pgtlsmon_flow_evictions_total", {{"reason", "table_full"}}), 5);
   EXPECT_EQ(s.Get("pgtlsmon_flow_evictions_total", {{"reason", "idle"}}), 6);

@@ -231,6 +231,30 @@ TEST(RecordJson, Ipv6AddressesInRfc5952Form) {
   EXPECT_EQ(json::parse(ToJson(r))["client"]["ip"], "fe80:0:0:1::1");
 }
 
+TEST(RecordJson, TunnelOnlyOnTunnelledConnections) {
+  parser::SessionRecord r;
+  r.client = {V4("10.0.0.1"), 50000};
+  r.server = {V4("10.0.0.2"), 5432};
+  EXPECT_FALSE(json::parse(ToJson(r)).contains("tunnel"));
+  r.tunnel = parser::TunnelInfo{parser::TunnelType::kVxlan, true, 16777215, V4("192.0.2.1"),
+                                V6("2001:db8::9")};
+  json j = json::parse(ToJson(r));
+  EXPECT_EQ(nlohmann::ordered_json::parse(ToJson(r)).items().begin().key(), "ts");
+  EXPECT_EQ(std::prev(nlohmann::ordered_json::parse(ToJson(r)).end()).key(), "tunnel");  // last
+  EXPECT_EQ(j["tunnel"], json::parse(R"({"type": "vxlan", "id": 16777215,
+      "outer_src": "192.0.2.1", "outer_dst": "2001:db8::9"})"));
+  r.tunnel->type = parser::TunnelType::kIpip;
+  r.tunnel->has_id = false;
+  j = json::parse(ToJson(r));
+  EXPECT_EQ(j["tunnel"]["type"], "ipip");
+  EXPECT_TRUE(j["tunnel"]["id"].is_null());
+  for (auto t :
+       {parser::TunnelType::kGeneve, parser::TunnelType::kGre, parser::TunnelType::kErspan}) {
+    r.tunnel->type = t;
+    EXPECT_EQ(json::parse(ToJson(r))["tunnel"]["type"], parser::TunnelTypeName(t));
+  }
+}
+
 TEST(RecordJson, AlertsHelloRetryAndUnknownCodes) {
   parser::SessionRecord r;
   parser::ClientHelloInfo ch;
