@@ -43,8 +43,12 @@ absl::StatusOr<std::unique_ptr<LiveBackend>> OpenPcap(const WatchOptions& opts) 
   lo.buffer_bytes = opts.buffer_mib << 20;
   lo.immediate = false;
   lo.poll_timeout_ms = kPcapBlockTimeoutMs;
-  lo.filter = capture::BuildPortFilter(opts.tracker.any_port ? std::span<const uint16_t>()
-                                                             : std::span(opts.tracker.ports));
+  std::vector<uint16_t> tunnel_ports = opts.tracker.decap.vxlan_ports;
+  tunnel_ports.insert(tunnel_ports.end(), opts.tracker.decap.geneve_ports.begin(),
+                      opts.tracker.decap.geneve_ports.end());
+  lo.filter = capture::BuildPortFilter(
+      opts.tracker.any_port ? std::span<const uint16_t>() : std::span(opts.tracker.ports), false,
+      tunnel_ports);
   auto src = capture::PcapSource::OpenLive(lo);
   if (!src.ok()) return src.status();
   return std::make_unique<PcapBackend>(std::move(*src), opts.interface);

@@ -38,7 +38,8 @@ absl::Status InstallFilter(pcap_t* p, const std::string& name, const std::string
 
 }  // namespace
 
-std::string BuildPortFilter(std::span<const uint16_t> ports, bool vlan) {
+std::string BuildPortFilter(std::span<const uint16_t> ports, bool vlan,
+                            std::span<const uint16_t> tunnel_udp_ports) {
   std::string f;
   if (ports.empty()) {
     f = "tcp";
@@ -46,6 +47,10 @@ std::string BuildPortFilter(std::span<const uint16_t> ports, bool vlan) {
     f = absl::StrJoin(ports, " or ", [](std::string* out, uint16_t port) {
       absl::StrAppend(out, "tcp port ", port);
     });
+  }
+  if (!tunnel_udp_ports.empty()) {
+    f = absl::StrCat(f, " or proto 47 or ip proto 4 or ip proto 41 or ip6 proto 4 or ip6 proto 41");
+    for (uint16_t port : tunnel_udp_ports) absl::StrAppend(&f, " or udp dst port ", port);
   }
   if (vlan) f = absl::StrCat("(", f, ") or (vlan and (", f, "))");
   return f;

@@ -44,7 +44,10 @@ struct CaptureStats {
 // `ports` is empty (any port: the parser recognises PostgreSQL by content). With `vlan`,
 // VLAN-tagged frames are matched too ("F or (vlan and F)"); only for Ethernet interfaces (Linux
 // normally strips the tag before libpcap sees it, so this matters for trunk/mirror ports).
-std::string BuildPortFilter(std::span<const uint16_t> ports, bool vlan = false);
+// `tunnel_udp_ports` (VXLAN and GENEVE): also pass the tunnels the parser decapsulates (UDP to
+// those ports, GRE, IP in IP), whose inner TCP ports a filter cannot see.
+std::string BuildPortFilter(std::span<const uint16_t> ports, bool vlan = false,
+                            std::span<const uint16_t> tunnel_udp_ports = {});
 
 class PcapSource final : public PacketSource {
  public:

@@ -31,6 +31,10 @@ MAX_BYTES = 1 << 20
 TSHARK_SUBSET = ["real_tls13_default", "real_fail_no_shared_cipher",
                  "real_plaintext_sslmode_disable", "real_snaplen96_truncated",
                  "real_cancel_request", "real_gssenc_request", "crafted_clienthello_retransmission"]
+# Captures whose reference records are curated: tshark-sessions' own reading of their malformed
+# TLS differs from the reference (and from pgtlsmon) on the bare capture already, so only the
+# bare-vs-wrapped equality is checked for them.
+TSHARK_DIFFERS_BARE = {"crafted_malformed_tls_records"}
 
 
 def replay(binary, capture, metrics):
@@ -85,7 +89,8 @@ def main():
             bad = [t for t in tunnels if t != expect]
             if bad:
                 failures.append("%s: tunnel %s, expected %s" % (name, bad[0], expect))
-            if mode == "vxlan4789_v4" or name in TSHARK_SUBSET:
+            if (mode == "vxlan4789_v4" or name in TSHARK_SUBSET) and \
+                    name not in TSHARK_DIFFERS_BARE:
                 checked_tshark += 1
                 ref = os.path.join(tmp, name + ".tshark.jsonl")
                 ours = os.path.join(tmp, name + ".ours.jsonl")
