@@ -12,7 +12,8 @@ at test time, then:
   2. for a few captures of different kinds (all of them for plain VXLAN), the records agree
      with Wireshark's (../shared/tools/tshark-sessions, which decapsulates on its own) field
      by field, the tunnel fields included (../shared/tools/compare-sessions);
-  3. nothing was counted as a parse error that the bare capture did not have.
+  3. nothing was counted as a parse error that the bare capture did not have;
+  4. (plain VXLAN) --vxlan-ports replaces the default ports, and a bad port is exit 2.
 """
 import json
 import os
@@ -37,9 +38,9 @@ TSHARK_SUBSET = ["real_tls13_default", "real_fail_no_shared_cipher",
 TSHARK_DIFFERS_BARE = {"crafted_malformed_tls_records"}
 
 
-def replay(binary, capture, metrics):
-    proc = subprocess.run([binary, "replay", "--format", "jsonl", "--metrics-file", metrics, capture],
-                          capture_output=True, text=True)
+def replay(binary, capture, metrics, *flags):
+    proc = subprocess.run([binary, "replay", "--format", "jsonl", "--metrics-file", metrics,
+                           *flags, capture], capture_output=True, text=True)
     if proc.returncode not in (0, 1):
         sys.exit("pgtlsmon exited %d on %s: %s" % (proc.returncode, capture, proc.stderr))
     return proc.returncode, [json.loads(l) for l in proc.stdout.splitlines() if l.strip()]
@@ -111,6 +112,18 @@ def main():
                 if cmp.returncode != 0:
                     failures.append("%s: differs from tshark-sessions:\n%s" % (name, cmp.stdout))
             print("%s: %d records, tunnel %s" % (name, len(got), tunnels[0] if tunnels else None))
+            if mode == "vxlan4789_v4" and name == "real_tls13_default":
+                # --vxlan-ports replaces the default: 4789 no longer decapsulated, then again.
+                _, none = replay(binary, wrapped, os.path.join(tmp, "p.prom"), "--vxlan-ports", "8472")
+                _, again = replay(binary, wrapped, os.path.join(tmp, "p.prom"), "--vxlan-ports", "4789",
+                                  "--geneve-ports", "6081")
+                if none or len(again) != len(want):
+                    failures.append("--vxlan-ports: %d records with 8472 only, %d with 4789" %
+                                    (len(none), len(again)))
+                bad = subprocess.run([binary, "replay", "--vxlan-ports", "0", wrapped],
+                                     capture_output=True, text=True)
+                if bad.returncode != 2 or "--vxlan-ports" not in bad.stderr:
+                    failures.append("--vxlan-ports 0: exit %d, %r" % (bad.returncode, bad.stderr))
     print("%s: %d captures, %d compared with tshark" % (mode, len(caps), checked_tshark))
     if len(caps) < 10 or checked_tshark < 5:
         failures.append("too few captures checked")
