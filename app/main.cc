@@ -4,6 +4,7 @@
 // exporter/ publishes them.
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "CLI/CLI.hpp"
@@ -19,6 +20,27 @@ namespace {
 
 constexpr int kExitUsage = 2;
 
+// "5432,6432": a comma-separated list of ports for `flag`.
+bool ParsePortList(const char* flag, const std::string& text, std::vector<uint16_t>* out,
+                   std::string* err) {
+  out->clear();
+  for (absl::string_view p : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    uint32_t port = 0;
+    if (!absl::SimpleAtoi(p, &port) || port == 0 || port > 65535) {
+      *err = fmt::format("{}: '{}' is not a port number (1-65535){}", flag, std::string(p),
+                         std::string_view(flag) == "--ports" ? " or 'any'" : "");
+      return false;
+    }
+    out->push_back(static_cast<uint16_t>(port));
+  }
+  if (out->empty()) {
+    *err = fmt::format("{}: give at least one port{}", flag,
+                       std::string_view(flag) == "--ports" ? ", or 'any'" : "");
+    return false;
+  }
+  return true;
+}
+
 // "5432,6432" or "any".
 bool ParsePorts(const std::string& text, parser::FlowTrackerConfig* cfg, std::string* err) {
   if (text == "any") {
@@ -26,20 +48,7 @@ bool ParsePorts(const std::string& text, parser::FlowTrackerConfig* cfg, std::st
     cfg->ports.clear();
     return true;
   }
-  cfg->ports.clear();
-  for (absl::string_view p : absl::StrSplit(text, ',', absl::SkipEmpty())) {
-    uint32_t port = 0;
-    if (!absl::SimpleAtoi(p, &port) || port == 0 || port > 65535) {
-      *err = fmt::format("--ports: '{}' is not a port number (1-65535) or 'any'", std::string(p));
-      return false;
-    }
-    cfg->ports.push_back(static_cast<uint16_t>(port));
-  }
-  if (cfg->ports.empty()) {
-    *err = "--ports: give at least one port, or 'any'";
-    return false;
-  }
-  return true;
+  return ParsePortList("--ports", text, &cfg->ports, err);
 }
 
 // Flow-table flags shared by replay and watch.
@@ -48,6 +57,8 @@ struct TrackerFlags {
   size_t max_flows = 262144;
   double idle_timeout_s = 600;
   size_t stream_cap = 16 * 1024 + 5;
+  std::string vxlan_ports = "4789,8472";
+  std::string geneve_ports = "6081";
 
   void Add(CLI::App* cmd) {
     cmd->add_option("--ports", ports,
@@ -68,9 +79,21 @@ struct TrackerFlags {
                     "parsed (one full TLS record needs 16389)")
         ->capture_default_str()
         ->check(CLI::Range(size_t{1024}, size_t{1} << 24));
+    cmd->add_option("--vxlan-ports", vxlan_ports,
+                    "UDP destination ports whose datagrams are decapsulated as VXLAN, "
+                    "comma-separated (replaces the default)")
+        ->capture_default_str();
+    cmd->add_option("--geneve-ports", geneve_ports,
+                    "UDP destination ports whose datagrams are decapsulated as GENEVE, "
+                    "comma-separated (replaces the default)")
+        ->capture_default_str();
   }
   bool Apply(parser::FlowTrackerConfig* cfg, std::string* err) const {
     if (!ParsePorts(ports, cfg, err)) return false;
+    if (!ParsePortList("--vxlan-ports", vxlan_ports, &cfg->decap.vxlan_ports, err) ||
+        !ParsePortList("--geneve-ports", geneve_ports, &cfg->decap.geneve_ports, err)) {
+      return false;
+    }
     cfg->max_flows = max_flows;
     cfg->idle_timeout_us = static_cast<uint64_t>(idle_timeout_s * 1e6);
     cfg->stream_cap = stream_cap;

@@ -16,7 +16,7 @@ exporter::PipelineStats CollectStats(const capture::LiveStats& source, const Inp
   cs.drops = source.drops;
   cs.read_errors = source.read_errors;
   ps.parse = input.decode;
-  constexpr size_t kReasons = static_cast<size_t>(parser::EvictionReason::kCount);
+  constexpr auto kReasons = static_cast<size_t>(parser::EvictionReason::kCount);
   uint64_t evictions[kReasons] = {};
   for (const parser::FlowTracker* t : trackers) {
     cs.skipped_packets += t->stats().skipped_segments;

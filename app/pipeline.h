@@ -13,9 +13,10 @@
 // statistics from a source's counters and the pipelines' (one reader's input counts, every
 // tracker's table); exporter::StatsSnapshot hands one consistent copy to a scrape.
 //
-// Where new work plugs in: a decapsulating step (tunnels) goes between the source and
-// OnPacket's decode; a consumer of records (a what-if engine) is one more RecordSink; another
-// back end is a capture::LiveSource; sharded replay of more inputs adds readers, not paths.
+// Where new work plugs in: a new encapsulation is one more decoder in the parser's packet
+// decoder (the tunnel ports come with the tracker config); a consumer of records (a what-if engine)
+// is one more RecordSink; another back end is a capture::LiveSource; sharded replay of more inputs
+// adds readers, not paths.
 #pragma once
 
 #include <cstdint>
@@ -44,7 +45,7 @@ class Pipeline {
   using RecordSink = parser::FlowTracker::RecordFn;
 
   Pipeline(const parser::FlowTrackerConfig& cfg, RecordSink sink)
-      : tracker_(cfg, std::move(sink)) {}
+      : decap_(cfg.decap), tracker_(cfg, std::move(sink)) {}
 
   // This pipeline tracks only the connections whose flow hash falls in shard `shard` of
   // `shards`; the others' packets only move its clock (FlowTracker::AdvanceTime), so idle
@@ -83,7 +84,7 @@ class Pipeline {
   bool Decode(const capture::RawPacket& pkt) {
     ++input_.packets;
     input_.bytes += pkt.caplen;
-    return parser::DecodeTcpSegment(pkt.linktype, pkt.data, &seg_, &input_.decode) ==
+    return parser::DecodeTcpSegment(pkt.linktype, pkt.data, decap_, &seg_, &input_.decode) ==
            parser::ParseResult::kOk;
   }
   uint64_t ShardOf(const parser::TcpSegment& seg) const {
@@ -92,6 +93,7 @@ class Pipeline {
     return static_cast<uint64_t>((static_cast<unsigned __int128>(h) * shards_) >> 64);
   }
 
+  parser::DecapConfig decap_;  // tunnel ports (--vxlan-ports, --geneve-ports)
   parser::FlowTracker tracker_;
   parser::TcpSegment seg_;
   InputCounters input_;

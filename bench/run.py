@@ -40,6 +40,7 @@ import shlex
 import shutil
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -103,6 +104,49 @@ def ensure_workload(bench_dir, sessions, generator):
     log(f"workload: generated in {time.monotonic() - t0:.1f} s")
     with open(sidecar) as f:
         return pcap, json.load(f)
+
+
+def ensure_vxlan_copy(pcap):
+    """The workload with every frame wrapped in VXLAN (UDP 4789, IPv4 underlay), as AWS VPC
+    Traffic Mirroring delivers it: made once next to the workload (plain struct packing:
+    scapy would take minutes on the full file) and regenerated when older than it."""
+    out = pcap[:-len(".pcap")] + ".vxlan.pcap"
+    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(pcap):
+        log(f"workload: {out} (cached)")
+        return out
+    log(f"workload: wrapping {pcap} in VXLAN ...")
+    t0 = time.monotonic()
+    outer_mac = bytes.fromhex("020000000102020000000101") + b"\x08\x00"
+    vxlan = struct.pack("!II", 0x08000000, 4242 << 8)
+    tmp = out + f".{os.getpid()}.tmp"
+    with open(pcap, "rb") as src, open(tmp, "wb") as dst:
+        head = src.read(24)
+        end = "<" if struct.unpack("<I", head[:4])[0] in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+        if struct.unpack(end + "I", head[20:24])[0] != 1:
+            sys.exit(f"run.py: {pcap} is not Ethernet: cannot wrap it in VXLAN")
+        dst.write(head)
+        rec = struct.Struct(end + "IIII")
+        while True:
+            h = src.read(16)
+            if len(h) < 16:
+                break
+            sec, frac, caplen, wirelen = rec.unpack(h)
+            frame = src.read(caplen)
+            udp_len = 16 + wirelen
+            ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0x4000, 64, 17,
+                                       0, bytes([198, 51, 100, 1]), bytes([198, 51, 100, 2])))
+            csum = sum(struct.unpack("!10H", ip))
+            csum = (csum & 0xFFFF) + (csum >> 16)
+            csum = (csum & 0xFFFF) + (csum >> 16)
+            ip[10:12] = struct.pack("!H", ~csum & 0xFFFF)
+            udp = struct.pack("!HHHH", 49152, 4789, udp_len, 0)
+            prefix = outer_mac + bytes(ip) + udp + vxlan  # 50 bytes
+            dst.write(rec.pack(sec, frac, caplen + 50, wirelen + 50))
+            dst.write(prefix)
+            dst.write(frame)
+    os.replace(tmp, out)
+    log(f"workload: wrapped in {time.monotonic() - t0:.1f} s")
+    return out
 
 
 def warm_page_cache(path):
@@ -193,6 +237,18 @@ def summarise_records(stdout_path):
             "tls_cipher_suites": ciphers, "hello_retry_requests": hrr, "ipv6_sessions": ipv6}
 
 
+def check_pgtlsmon_vxlan(stdout_path, exp):
+    """The bare workload's answer, and every record names the VXLAN tunnel."""
+    problem = check_pgtlsmon(stdout_path, exp)
+    with open(stdout_path) as f:
+        untunnelled = sum(1 for line in f
+                          if line.strip() and (json.loads(line).get("tunnel") or {}).get("type")
+                          != "vxlan")
+    if untunnelled:
+        problem = (problem + "\n  " if problem else "") + f"{untunnelled} records without tunnel"
+    return problem
+
+
 def check_pgtlsmon(stdout_path, exp):
     got = summarise_records(stdout_path)
     want_sessions = {k: v for k, v in exp["sessions"].items() if v}
@@ -234,6 +290,7 @@ class Reader:
         self.runs = []              # dicts: wall, cpu, rss_kib
         self.failure = None         # first failure, for a non-fatal reader
         self.answer = "n/a" if check is None else None
+        self.file_bytes = None      # the input's size when it is not the workload itself
 
     def command(self):
         return " ".join(shlex.quote(a) for a in self.argv)
@@ -344,6 +401,14 @@ def build_readers(args, pcap, bench_dir):
         else:
             readers.append(Reader("pgtlsmon_t2", [binary, *base[:3], "--threads", "2", pcap],
                                   reps, missing="pgtlsmon --help lists no --threads"))
+        # The same connections wrapped in VXLAN (issue 15): the cost of decapsulation.
+        if args.vxlan_pcap:
+            vx = Reader("pgtlsmon_vxlan", [binary, "replay", "--format", "jsonl",
+                                           args.vxlan_pcap], reps, check=check_pgtlsmon_vxlan,
+                        fatal=True, note="single thread, the workload wrapped in VXLAN "
+                        "(+50 bytes a packet); answer checked every run")
+            vx.file_bytes = os.path.getsize(args.vxlan_pcap)
+            readers.append(vx)
         for n in args.threads_scaling:
             readers.append(Reader(f"pgtlsmon_t{n}", [binary, "replay", "--format", "jsonl",
                                                      "--threads", str(n), pcap],
@@ -481,7 +546,7 @@ def stats(r, exp):
         "cpu": statistics.median(x["cpu"] for x in r.runs),
         "rss_mib": max(x["rss_kib"] for x in r.runs) / 1024,
         "mpps": exp["packets"] / wall / 1e6,
-        "mbps": exp["file_bytes"] / wall / 1e6,
+        "mbps": (r.file_bytes or exp["file_bytes"]) / wall / 1e6,
     }
 
 
@@ -784,6 +849,7 @@ def main():
            "build_type": build_type(args.build), "reps": args.reps,
            "tshark_reps": args.tshark_reps}
     pcap, exp = ensure_workload(bench_dir, sessions, args.make_workload)
+    args.vxlan_pcap = None if "pgtlsmon_vxlan" in args.skip else ensure_vxlan_copy(pcap)
     readers = build_readers(args, pcap, bench_dir)
     for r in readers:
         if r.missing:
@@ -800,6 +866,8 @@ def main():
     os.makedirs(scratch, exist_ok=True)
     ctx["load_before"] = loadavg()
     warm_page_cache(pcap)
+    if args.vxlan_pcap:
+        warm_page_cache(args.vxlan_pcap)
     try:
         measure(readers, exp, scratch, args.timeout, launcher, args.wait_idle,
                 args.idle_threshold)

@@ -75,7 +75,7 @@ absl::StatusOr<std::unique_ptr<LiveSource>> OpenEbpf(const LiveSourceConfig& cfg
 absl::StatusOr<std::unique_ptr<LiveSource>> OpenPcap(const LiveSourceConfig& cfg) {
   auto src = PcapLiveSource::Open(cfg.interface,
                                   cfg.any_port ? std::span<const uint16_t>() : std::span(cfg.ports),
-                                  cfg.buffer_bytes);
+                                  cfg.buffer_bytes, cfg.tunnel_udp_ports);
   if (!src.ok()) return src.status();
   return std::unique_ptr<LiveSource>(std::move(*src));
 }

@@ -103,6 +103,10 @@ struct LiveSourceConfig {
   std::vector<uint16_t> ports = {5432};
   bool any_port = false;                   // every TCP connection (classification by content)
   size_t buffer_bytes = size_t{32} << 20;  // libpcap's kernel buffer, or the eBPF ring
+  // UDP ports of VXLAN and GENEVE: libpcap's filter also passes them, GRE and IP in IP, whose
+  // inner TCP ports it cannot see (the parser decapsulates). The eBPF programs do not
+  // decapsulate yet: tunnelled traffic needs the pcap back end.
+  std::vector<uint16_t> tunnel_udp_ports;
 };
 
 // Opens the back end cfg.backend asks for. With "auto", a failure to load eBPF is explained in

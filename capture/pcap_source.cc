@@ -40,7 +40,8 @@ absl::Status InstallFilter(pcap_t* p, const std::string& name, const std::string
 
 }  // namespace
 
-std::string BuildPortFilter(std::span<const uint16_t> ports, bool vlan) {
+std::string BuildPortFilter(std::span<const uint16_t> ports, bool vlan,
+                            std::span<const uint16_t> tunnel_udp_ports) {
   std::string f;
   if (ports.empty()) {
     f = "tcp";
@@ -48,6 +49,10 @@ std::string BuildPortFilter(std::span<const uint16_t> ports, bool vlan) {
     f = absl::StrJoin(ports, " or ", [](std::string* out, uint16_t port) {
       absl::StrAppend(out, "tcp port ", port);
     });
+  }
+  if (!tunnel_udp_ports.empty()) {
+    f = absl::StrCat(f, " or proto 47 or ip proto 4 or ip proto 41 or ip6 proto 4 or ip6 proto 41");
+    for (uint16_t port : tunnel_udp_ports) absl::StrAppend(&f, " or udp dst port ", port);
   }
   if (vlan) f = absl::StrCat("(", f, ") or (vlan and (", f, "))");
   return f;
@@ -198,14 +203,15 @@ constexpr int kPcapBlockTimeoutMs = 50;
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<PcapLiveSource>> PcapLiveSource::Open(
-    const std::string& interface, std::span<const uint16_t> ports, size_t buffer_bytes) {
+    const std::string& interface, std::span<const uint16_t> ports, size_t buffer_bytes,
+    std::span<const uint16_t> tunnel_udp_ports) {
   LiveOptions lo;
   lo.interface = interface;
   lo.buffer_bytes =
       static_cast<int>(std::min<size_t>(buffer_bytes, std::numeric_limits<int>::max()));
   lo.immediate = false;
   lo.poll_timeout_ms = kPcapBlockTimeoutMs;
-  lo.filter = BuildPortFilter(ports);
+  lo.filter = BuildPortFilter(ports, false, tunnel_udp_ports);
   auto src = PcapSource::OpenLive(lo);
   if (!src.ok()) return src.status();
   return std::unique_ptr<PcapLiveSource>(new PcapLiveSource(std::move(*src), interface));

@@ -45,7 +45,10 @@ struct CaptureStats {
 // `ports` is empty (any port: the parser recognises PostgreSQL by content). With `vlan`,
 // VLAN-tagged frames are matched too ("F or (vlan and F)"); only for Ethernet interfaces (Linux
 // normally strips the tag before libpcap sees it, so this matters for trunk/mirror ports).
-std::string BuildPortFilter(std::span<const uint16_t> ports, bool vlan = false);
+// `tunnel_udp_ports` (VXLAN and GENEVE): also pass the tunnels the parser decapsulates (UDP to
+// those ports, GRE, IP in IP), whose inner TCP ports a filter cannot see.
+std::string BuildPortFilter(std::span<const uint16_t> ports, bool vlan = false,
+                            std::span<const uint16_t> tunnel_udp_ports = {});
 
 class PcapSource final : public PacketSource {
  public:
@@ -99,10 +102,10 @@ class PcapSource final : public PacketSource {
 // filter, the kernel's drop counters.
 class PcapLiveSource final : public LiveSource {
  public:
-  // `ports` empty: every TCP port.
-  static absl::StatusOr<std::unique_ptr<PcapLiveSource>> Open(const std::string& interface,
-                                                              std::span<const uint16_t> ports,
-                                                              size_t buffer_bytes);
+  // `ports` empty: every TCP port. `tunnel_udp_ports`: see BuildPortFilter.
+  static absl::StatusOr<std::unique_ptr<PcapLiveSource>> Open(
+      const std::string& interface, std::span<const uint16_t> ports, size_t buffer_bytes,
+      std::span<const uint16_t> tunnel_udp_ports = {});
   absl::StatusOr<bool> NextWithTimeout(RawPacket* pkt, int timeout_ms) override {
     return src_->NextWithTimeout(pkt, timeout_ms);
   }

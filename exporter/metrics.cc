@@ -247,6 +247,14 @@ struct Metrics::State : public prometheus::Collectable {
                   static_cast<double>(s.parse.Get(stage, reason)));
       }
     }
+    auto tunnels = NewFamily("pgtlsmon_tunnel_packets_total",
+                             "Packets decapsulated, by tunnel type (each layer stripped counts).",
+                             MetricType::Counter);
+    for (size_t t = 1; t < static_cast<size_t>(parser::TunnelType::kCount); ++t) {
+      AddSample(&tunnels,
+                {{"type", std::string(parser::TunnelTypeName(static_cast<parser::TunnelType>(t)))}},
+                static_cast<double>(s.parse.tunnel_packets[t]));
+    }
     auto active =
         NewFamily("pgtlsmon_flows_active", "Connections being tracked.", MetricType::Gauge);
     AddSample(&active, {}, static_cast<double>(s.flows_active));
@@ -258,7 +266,7 @@ struct Metrics::State : public prometheus::Collectable {
                 static_cast<double>(n));
     }
     for (auto* f : {&packets, &bytes, &skipped_packets, &skipped_bytes, &drops, &read_errors,
-                    &parse, &active, &evictions}) {
+                    &parse, &tunnels, &active, &evictions}) {
       out->push_back(std::move(*f));
     }
     if (s.session_log_errors) {

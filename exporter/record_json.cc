@@ -351,6 +351,24 @@ void AppendFindings(uint32_t findings, std::string* out) {
   out->push_back(']');
 }
 
+// `, "tunnel": {...}` on tunnelled connections only (the field is absent on bare ones).
+void AppendTunnel(const std::optional<parser::TunnelInfo>& t, std::string* out) {
+  if (!t) return;
+  out->append(", \"tunnel\": {\"type\": ");
+  AppendPlain(parser::TunnelTypeName(t->type), out);
+  out->append(", \"id\": ");
+  if (t->has_id) {
+    AppendUint(t->id, out);
+  } else {
+    out->append("null");
+  }
+  out->append(", \"outer_src\": ");
+  AppendPlain(parser::FormatIp(t->outer_src), out);
+  out->append(", \"outer_dst\": ");
+  AppendPlain(parser::FormatIp(t->outer_dst), out);
+  out->push_back('}');
+}
+
 }  // namespace
 
 void AppendJsonString(std::string_view s, std::string* out) {
@@ -476,6 +494,7 @@ void AppendRecordJson(const parser::SessionRecord& r, std::string* out) {
   }
   out->append(", \"findings\": ");
   AppendFindings(r.findings, out);
+  AppendTunnel(r.tunnel, out);
   out->append("}\n");
 }
 

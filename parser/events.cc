@@ -65,4 +65,23 @@ std::string FormatIp(const IpAddress& ip) {
   return buf;
 }
 
+std::string_view TunnelTypeName(TunnelType t) {
+  switch (t) {
+    case TunnelType::kVxlan:
+      return "vxlan";
+    case TunnelType::kGeneve:
+      return "geneve";
+    case TunnelType::kGre:
+      return "gre";
+    case TunnelType::kErspan:
+      return "erspan";
+    case TunnelType::kIpip:
+      return "ipip";
+    case TunnelType::kNone:
+    case TunnelType::kCount:
+      break;
+  }
+  return "none";
+}
+
 }  // namespace pgtlsmon::parser

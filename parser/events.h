@@ -53,6 +53,21 @@ struct IpAddress {
 };
 std::string FormatIp(const IpAddress& ip);  // dotted quad, or RFC 5952 for IPv6
 
+// The encapsulation a packet arrived in (docs: spec "Tunnels and mirrored traffic").
+enum class TunnelType : uint8_t { kNone, kVxlan, kGeneve, kGre, kErspan, kIpip, kCount };
+std::string_view TunnelTypeName(TunnelType t);  // "vxlan", ... ("none" for kNone)
+
+// One encapsulation layer's facts: they travel beside the connection key, never inside it.
+struct TunnelInfo {
+  TunnelType type = TunnelType::kNone;
+  bool has_id = false;  // VNI, GRE key or ERSPAN session ID present
+  uint32_t id = 0;
+  IpAddress outer_src;
+  IpAddress outer_dst;
+
+  friend bool operator==(const TunnelInfo&, const TunnelInfo&) = default;
+};
+
 struct Endpoint {
   IpAddress ip;
   uint16_t port = 0;
@@ -175,6 +190,8 @@ struct SessionRecord {
   // connections without a usable ClientHello. std::nullopt without --what-if.
   std::optional<std::vector<WhatIfPrediction>> what_if;
   std::optional<RawClientHello> client_hello_raw;  // only with keep_client_hello
+  // The outermost encapsulation of the connection's first captured packet (tunnelled only).
+  std::optional<TunnelInfo> tunnel;
 
   // Not in the JSON contract; useful to metrics and tests.
   uint64_t sequence = 0;                  // order of the connection's first packet in the capture

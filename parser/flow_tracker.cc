@@ -53,6 +53,7 @@ Connection* FlowTracker::StartConnection(const FlowKey& key, Entry& e) {
   const bool lo_is_client = e.direction.lo_is_client();
   rec.client = lo_is_client ? lo : hi;
   rec.server = lo_is_client ? hi : lo;
+  if (e.tunnel) rec.tunnel = *e.tunnel;
   const size_t client_end = e.client_end();
   if (e.has_isn[client_end]) c.SetInitialSequence(kClient, e.isn[client_end] + 1);
   if (e.has_isn[1 - client_end]) c.SetInitialSequence(kServer, e.isn[1 - client_end] + 1);
@@ -101,7 +102,10 @@ void FlowTracker::OnSegment(const TcpSegment& seg, uint64_t ts_us, uint64_t pack
       e = nullptr;
     }
   }
-  if (e == nullptr) e = &Create(key, ts_us, packet_index);
+  if (e == nullptr) {
+    e = &Create(key, ts_us, packet_index);
+    if (seg.tunnel.type != TunnelType::kNone) e->tunnel = std::make_unique<TunnelInfo>(seg.tunnel);
+  }
   e->last_us = std::max(e->last_us, ts_us);
   if (e->final) {
     // A retransmitted SYN of a connection whose record is final.

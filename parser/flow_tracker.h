@@ -45,6 +45,9 @@ struct FlowTrackerConfig {
   // Keep the first ClientHello's bytes in SessionRecord::client_hello_raw (--what-if replays
   // them into OpenSSL); at most max_handshake_message bytes each, freed with the record.
   bool keep_client_hello = false;
+  // Tunnel ports for the packet decoder (`--vxlan-ports`, `--geneve-ports`); the tracker
+  // itself only sees decoded segments.
+  DecapConfig decap;
 };
 
 struct FlowTrackerStats {
@@ -106,6 +109,8 @@ class FlowTracker {
   // one hash probe.
   struct Entry {
     std::unique_ptr<Connection> conn;  // null before the first payload byte and once final
+    // The tunnel of the connection's first packet, if it came in one (allocated only then).
+    std::unique_ptr<TunnelInfo> tunnel;
     uint64_t last_us = 0;
     uint64_t first_us = 0;     // the connection's first packet
     uint64_t sequence = 0;     // its index in the input (record order)

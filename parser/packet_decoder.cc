@@ -1,4 +1,4 @@
-// parser/packet_decoder.cc: link layer -> IPv4/IPv6 -> TCP, on one captured frame.
+// parser/packet_decoder.cc: link layer -> (tunnels) -> IPv4/IPv6 -> TCP, on one captured frame.
 //
 // Runs on every packet: no allocation, no virtual calls, every read through ByteReader.
 //
@@ -10,10 +10,15 @@
 //  - An IPv4 total length of 0 (or an IPv6 payload length of 0 without a jumbo option) is what
 //    TSO/GSO send paths show on the capturing host: the captured bytes are used as the length.
 //  - Checksums are not verified: with checksum offload the capturing host sees garbage there.
-//  - The protocol is checked before the fragment bits, so only fragments of TCP are counted
-//    (a fragmented UDP datagram is kNotThisProtocol like any UDP datagram).
+//  - The protocol is checked before the fragment bits, so only fragments of TCP (and of
+//    tunnels: GRE, IP in IP, UDP to a tunnel port) are counted; other fragmented UDP is
+//    kNotThisProtocol like any UDP datagram.
+//  - Tunnels (STYLE "Layers and tunnels"): each layer is a small decoder chosen by a table;
+//    the dispatcher caps the nesting. The outermost tunnel's facts go beside the segment's
+//    (innermost) addresses, so a mirror copy meets its original in one flow.
 #include "parser/packet_decoder.h"
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -97,18 +102,10 @@ inline uint32_t ByteSwap32(uint32_t v) {
   return ((v & 0xffu) << 24) | ((v & 0xff00u) << 8) | ((v >> 8) & 0xff00u) | (v >> 24);
 }
 
-// Strips the link header. On kOk, *net says what follows and `r` is positioned on it.
+// Strips a link header other than Ethernet (a Layer of its own, as tunnels carry it too).
+// On kOk, *net says what follows and `r` is positioned on it.
 ParseResult DecodeLink(uint32_t linktype, ByteReader& r, Net* net, ParseStats* stats) {
   switch (linktype) {
-    case kLinkEthernet: {
-      if (!r.Skip(12)) return Bad(stats, Stage::kLink, Reason::kTruncated);  // dst, src MAC
-      auto type = r.U16Be();
-      if (!type) return Bad(stats, Stage::kLink, Reason::kTruncated);
-      uint16_t t = *type;
-      if (!SkipVlanTags(r, &t)) return Bad(stats, Stage::kLink, Reason::kTruncated);
-      *net = NetFromEtherType(t);  // <= 1500 is an 802.3 length (LLC): not IP
-      return ParseResult::kOk;
-    }
     case kLinkLinuxSll: {
       // packet type(2) ARPHRD(2) addr len(2) addr(8) protocol(2)
       if (!r.Skip(kSllHeaderLen - 2)) return Bad(stats, Stage::kLink, Reason::kTruncated);
@@ -163,22 +160,146 @@ void StoreAddress(std::span<const uint8_t> bytes, bool is_v6, IpAddress* out) {
   out->is_v6 = is_v6;
 }
 
-// What the IP layer hands to TCP.
-struct IpResult {
-  ByteReader tcp;           // the captured part of the TCP segment, bounded by the IP length
-  size_t tcp_wire_len = 0;  // the TCP segment's length per the IP header
+// One frame's decoding: a chain of small decoders (one per layer), each taking the bytes of
+// its layer from `r`, leaving `r` on its payload and naming the next layer; Decode() below
+// dispatches them through a table and owns the depth cap.
+enum class Layer : uint8_t {
+  kEthernet,
+  kIpByVersion,
+  kIpv4,
+  kIpv6,
+  kUdp,
+  kVxlan,
+  kGeneve,
+  kGre,
+  kErspan1,
+  kErspan2,
+  kErspan3,
+  kTcp,
+  kCount,
 };
 
-ParseResult DecodeIpv4(ByteReader r, TcpSegment* out, IpResult* ip, ParseStats* stats) {
+struct Ctx {
+  ByteReader r;
+  Layer next = Layer::kEthernet;
+  const DecapConfig* decap = nullptr;
+  TcpSegment* out = nullptr;
+  ParseStats* stats = nullptr;
+  // The innermost IP header so far: its addresses, and the length of its payload on the wire.
+  IpAddress ip_src;
+  IpAddress ip_dst;
+  size_t l4_wire_len = 0;
+  int depth = 0;  // encapsulations stripped
+};
+
+// A tunnel layer was stripped: counts it, and makes it the segment's tunnel if outermost.
+ParseResult EnterTunnel(Ctx& c, TunnelType type, bool has_id, uint32_t id, Layer next) {
+  if (++c.depth > kMaxTunnelDepth) return Bad(c.stats, Stage::kTunnel, Reason::kTooDeep);
+  if (c.out->tunnel.type == TunnelType::kNone) {
+    c.out->tunnel = TunnelInfo{type, has_id, id, c.ip_src, c.ip_dst};
+  }
+  if (c.stats != nullptr) ++c.stats->tunnel_packets[static_cast<size_t>(type)];
+  c.next = next;
+  return ParseResult::kOk;
+}
+
+ParseResult DecodeEthernet(Ctx& c) {
+  if (!c.r.Skip(12)) return Bad(c.stats, Stage::kLink, Reason::kTruncated);  // dst, src MAC
+  auto type = c.r.U16Be();
+  if (!type) return Bad(c.stats, Stage::kLink, Reason::kTruncated);
+  uint16_t t = *type;
+  if (!SkipVlanTags(c.r, &t)) return Bad(c.stats, Stage::kLink, Reason::kTruncated);
+  switch (NetFromEtherType(t)) {  // <= 1500 is an 802.3 length (LLC): not IP
+    case Net::kIpv4:
+      c.next = Layer::kIpv4;
+      return ParseResult::kOk;
+    case Net::kIpv6:
+      c.next = Layer::kIpv6;
+      return ParseResult::kOk;
+    default:
+      return ParseResult::kNotThisProtocol;
+  }
+}
+
+ParseResult DecodeIpByVersion(Ctx& c) {
+  if (c.r.empty()) return Bad(c.stats, Stage::kIp, Reason::kTruncated);
+  const uint8_t version = c.r.rest()[0] >> 4;
+  if (version == 4) {
+    c.next = Layer::kIpv4;
+  } else if (version == 6) {
+    c.next = Layer::kIpv6;
+  } else {
+    return Bad(c.stats, Stage::kIp, Reason::kBadHeader);
+  }
+  return ParseResult::kOk;
+}
+
+constexpr uint8_t kIpProtoIpip = 4;
+constexpr uint8_t kIpProtoUdp = 17;
+constexpr uint8_t kIpProtoIpv6 = 41;
+constexpr uint8_t kIpProtoGre = 47;
+
+bool HasPort(const std::vector<uint16_t>& ports, uint16_t port) {
+  for (uint16_t p : ports) {
+    if (p == port) return true;
+  }
+  return false;
+}
+
+// The UDP destination port of a datagram starting at `l4`, when it carries a tunnel.
+bool IsTunnelPort(const Ctx& c, std::span<const uint8_t> l4) {
+  auto dport = PeekU16Be(l4, 2);
+  return dport && (HasPort(c.decap->vxlan_ports, *dport) || HasPort(c.decap->geneve_ports, *dport));
+}
+
+// After an IP header: what its protocol number leads to. `fragment`: the packet is a
+// fragment (`first`: the one at offset 0), which is not reassembled.
+ParseResult FromIpProtocol(Ctx& c, uint8_t proto, bool fragment, bool first) {
+  switch (proto) {
+    case kIpProtoTcp:
+    case kIpProtoHopByHop:  // extension headers after an IPv6 fragment header
+    case kIpProtoRouting:
+    case kIpProtoDstOpts:
+    case kIpProtoAh:
+      if (fragment) return Bad(c.stats, Stage::kIp, Reason::kIpFragment);
+      if (proto != kIpProtoTcp) return ParseResult::kNotThisProtocol;
+      c.next = Layer::kTcp;
+      return ParseResult::kOk;
+    case kIpProtoIpip:
+    case kIpProtoIpv6:
+      if (fragment) return Bad(c.stats, Stage::kTunnel, Reason::kIpFragment);
+      return EnterTunnel(c, TunnelType::kIpip, false, 0,
+                         proto == kIpProtoIpip ? Layer::kIpv4 : Layer::kIpv6);
+    case kIpProtoGre:
+      if (fragment) return Bad(c.stats, Stage::kTunnel, Reason::kIpFragment);
+      c.next = Layer::kGre;
+      return ParseResult::kOk;
+    case kIpProtoUdp:
+      if (fragment) {
+        // Only the first fragment shows the port; the others cannot be told from other UDP.
+        if (first && IsTunnelPort(c, c.r.rest())) {
+          return Bad(c.stats, Stage::kTunnel, Reason::kIpFragment);
+        }
+        return ParseResult::kNotThisProtocol;
+      }
+      c.next = Layer::kUdp;
+      return ParseResult::kOk;
+    default:
+      return ParseResult::kNotThisProtocol;
+  }
+}
+
+ParseResult DecodeIpv4(Ctx& c) {
+  ByteReader& r = c.r;
   const std::span<const uint8_t> start = r.rest();
   auto ver_ihl = r.U8();
   if (!ver_ihl || start.size() < kIpv4MinHeaderLen) {
-    return Bad(stats, Stage::kIp, Reason::kTruncated);
+    return Bad(c.stats, Stage::kIp, Reason::kTruncated);
   }
-  if ((*ver_ihl >> 4) != 4) return Bad(stats, Stage::kIp, Reason::kBadHeader);
+  if ((*ver_ihl >> 4) != 4) return Bad(c.stats, Stage::kIp, Reason::kBadHeader);
   const size_t ihl = size_t{*ver_ihl & 0x0fu} * 4;
-  if (ihl < kIpv4MinHeaderLen) return Bad(stats, Stage::kIp, Reason::kBadHeader);
-  if (start.size() < ihl) return Bad(stats, Stage::kIp, Reason::kTruncated);
+  if (ihl < kIpv4MinHeaderLen) return Bad(c.stats, Stage::kIp, Reason::kBadHeader);
+  if (start.size() < ihl) return Bad(c.stats, Stage::kIp, Reason::kTruncated);
   r.Skip(1);                            // DSCP/ECN
   const size_t total_len = *r.U16Be();  // the 20 fixed bytes are known to be there
   r.Skip(2);                            // identification
@@ -194,23 +315,21 @@ ParseResult DecodeIpv4(ByteReader r, TcpSegment* out, IpResult* ip, ParseStats* 
   if (total_len == 0) {
     wire_len = start.size();  // TSO: the length was left for the NIC to fill in
   } else if (total_len < ihl) {
-    return Bad(stats, Stage::kIp, Reason::kBadLength);
+    return Bad(c.stats, Stage::kIp, Reason::kBadLength);
   }
-  if (proto != kIpProtoTcp) return ParseResult::kNotThisProtocol;
-  if ((frag & 0x3fffu) != 0) return Bad(stats, Stage::kIp, Reason::kIpFragment);  // MF|offset
-
-  StoreAddress(src, false, &out->src);
-  StoreAddress(dst, false, &out->dst);
-  ip->tcp_wire_len = wire_len - ihl;
+  StoreAddress(src, false, &c.ip_src);
+  StoreAddress(dst, false, &c.ip_dst);
+  c.l4_wire_len = wire_len - ihl;
   const size_t captured = start.size() - ihl;  // Ethernet padding trimmed just below
-  ip->tcp = *r.Sub(captured < ip->tcp_wire_len ? captured : ip->tcp_wire_len);
-  return ParseResult::kOk;
+  r = *r.Sub(captured < c.l4_wire_len ? captured : c.l4_wire_len);
+  return FromIpProtocol(c, proto, (frag & 0x3fffu) != 0, (frag & 0x1fffu) == 0);  // MF|offset
 }
 
-ParseResult DecodeIpv6(ByteReader r, TcpSegment* out, IpResult* ip, ParseStats* stats) {
+ParseResult DecodeIpv6(Ctx& c) {
+  ByteReader r = c.r;
   const std::span<const uint8_t> start = r.rest();
-  if (start.size() < kIpv6HeaderLen) return Bad(stats, Stage::kIp, Reason::kTruncated);
-  if ((start[0] >> 4) != 6) return Bad(stats, Stage::kIp, Reason::kBadHeader);
+  if (start.size() < kIpv6HeaderLen) return Bad(c.stats, Stage::kIp, Reason::kTruncated);
+  if ((start[0] >> 4) != 6) return Bad(c.stats, Stage::kIp, Reason::kBadHeader);
   r.Skip(4);  // version, traffic class, flow label
   const size_t payload_len = *r.U16Be();
   uint8_t next = *r.U8();
@@ -224,13 +343,6 @@ ParseResult DecodeIpv6(ByteReader r, TcpSegment* out, IpResult* ip, ParseStats* 
 
   for (;;) {
     switch (next) {
-      case kIpProtoTcp: {
-        StoreAddress(src, true, &out->src);
-        StoreAddress(dst, true, &out->dst);
-        ip->tcp = p;
-        ip->tcp_wire_len = wire_len;
-        return ParseResult::kOk;
-      }
       case kIpProtoHopByHop:
       case kIpProtoRouting:
       case kIpProtoDstOpts:
@@ -238,10 +350,10 @@ ParseResult DecodeIpv6(ByteReader r, TcpSegment* out, IpResult* ip, ParseStats* 
       case kIpProtoAh: {
         auto nh = p.U8();
         auto len = p.U8();
-        if (!nh || !len) return Bad(stats, Stage::kIp, Reason::kTruncated);
+        if (!nh || !len) return Bad(c.stats, Stage::kIp, Reason::kTruncated);
         const size_t hdr_len = next == kIpProtoAh ? (size_t{*len} + 2) * 4 : (size_t{*len} + 1) * 8;
-        if (hdr_len > wire_len) return Bad(stats, Stage::kIp, Reason::kBadLength);
-        if (!p.Skip(hdr_len - 2)) return Bad(stats, Stage::kIp, Reason::kTruncated);
+        if (hdr_len > wire_len) return Bad(c.stats, Stage::kIp, Reason::kBadLength);
+        if (!p.Skip(hdr_len - 2)) return Bad(c.stats, Stage::kIp, Reason::kTruncated);
         wire_len -= hdr_len;
         next = *nh;
         break;
@@ -251,28 +363,152 @@ ParseResult DecodeIpv6(ByteReader r, TcpSegment* out, IpResult* ip, ParseStats* 
         auto reserved = p.U8();
         auto off_flags = p.U16Be();
         if (!nh || !reserved || !off_flags || !p.Skip(4)) {
-          return Bad(stats, Stage::kIp, Reason::kTruncated);
+          return Bad(c.stats, Stage::kIp, Reason::kTruncated);
         }
-        if (wire_len < 8) return Bad(stats, Stage::kIp, Reason::kBadLength);
+        if (wire_len < 8) return Bad(c.stats, Stage::kIp, Reason::kBadLength);
         wire_len -= 8;
         if ((*off_flags & 0xfff9u) != 0) {  // offset != 0 or M set (an atomic fragment is not)
-          const uint8_t n = *nh;
-          const bool tcp_ish = n == kIpProtoTcp || n == kIpProtoHopByHop || n == kIpProtoRouting ||
-                               n == kIpProtoDstOpts || n == kIpProtoAh;
-          if (!tcp_ish) return ParseResult::kNotThisProtocol;
-          return Bad(stats, Stage::kIp, Reason::kIpFragment);
+          c.r = p;
+          return FromIpProtocol(c, *nh, true, (*off_flags & 0xfff8u) == 0);
         }
         next = *nh;
         break;
       }
       case kIpProtoNoNext:
+        return ParseResult::kNotThisProtocol;
       default:
-        return ParseResult::kNotThisProtocol;  // UDP, ICMPv6, ESP, no next header, ...
+        StoreAddress(src, true, &c.ip_src);
+        StoreAddress(dst, true, &c.ip_dst);
+        c.r = p;
+        c.l4_wire_len = wire_len;
+        return FromIpProtocol(c, next, false, true);  // TCP, UDP, GRE, IP in IP, ...
     }
   }
 }
 
-ParseResult DecodeTcp(ByteReader r, size_t wire_len, TcpSegment* out, ParseStats* stats) {
+constexpr size_t kUdpHeaderLen = 8;
+
+ParseResult DecodeUdp(Ctx& c) {
+  const std::span<const uint8_t> hdr = c.r.rest();
+  if (!IsTunnelPort(c, hdr)) return ParseResult::kNotThisProtocol;  // DNS, QUIC, ...
+  const uint16_t dport = *PeekU16Be(hdr, 2);
+  auto len = PeekU16Be(hdr, 4);
+  if (!len || !c.r.Skip(kUdpHeaderLen)) return Bad(c.stats, Stage::kTunnel, Reason::kTruncated);
+  if (*len < kUdpHeaderLen || *len > c.l4_wire_len) {
+    return Bad(c.stats, Stage::kTunnel, Reason::kBadLength);
+  }
+  const size_t body = *len - kUdpHeaderLen;
+  c.r = *c.r.Sub(c.r.remaining() < body ? c.r.remaining() : body);
+  c.next = HasPort(c.decap->vxlan_ports, dport) ? Layer::kVxlan : Layer::kGeneve;
+  return ParseResult::kOk;
+}
+
+// RFC 7348: flags(8, I = 0x08) reserved(24) VNI(24) reserved(8), then Ethernet.
+ParseResult DecodeVxlan(Ctx& c) {
+  auto flags = c.r.U8();
+  auto vni = (c.r.Skip(3) ? c.r.U24Be() : std::nullopt);
+  if (!flags || !vni || !c.r.Skip(1)) return Bad(c.stats, Stage::kTunnel, Reason::kTruncated);
+  if ((*flags & 0x08u) == 0) return Bad(c.stats, Stage::kTunnel, Reason::kBadHeader);
+  return EnterTunnel(c, TunnelType::kVxlan, true, *vni, Layer::kEthernet);
+}
+
+constexpr uint16_t kEtherTypeTeb = 0x6558;  // transparent Ethernet bridging (GRETAP, GENEVE)
+constexpr uint16_t kEtherTypeErspan2 = 0x88be;
+constexpr uint16_t kEtherTypeErspan3 = 0x22eb;
+
+// The layer a tunnel's protocol type (an ethertype) leads to, if we decode it.
+std::optional<Layer> FromEtherType(uint16_t type) {
+  if (type == kEtherTypeTeb) return Layer::kEthernet;
+  if (type == kEtherTypeIpv4) return Layer::kIpv4;
+  if (type == kEtherTypeIpv6) return Layer::kIpv6;
+  return std::nullopt;
+}
+
+// RFC 8926: ver(2) opt len(6, in 4-byte words) O C rsvd(6) protocol(16) VNI(24) rsvd(8),
+// then the options.
+ParseResult DecodeGeneve(Ctx& c) {
+  auto b0 = c.r.U8();
+  auto b1 = c.r.U8();
+  auto proto = c.r.U16Be();
+  auto vni = c.r.U24Be();
+  if (!b0 || !b1 || !proto || !vni || !c.r.Skip(1)) {
+    return Bad(c.stats, Stage::kTunnel, Reason::kTruncated);
+  }
+  if ((*b0 >> 6) != 0) return Bad(c.stats, Stage::kTunnel, Reason::kBadHeader);
+  if (!c.r.Skip(size_t{*b0 & 0x3fu} * 4)) return Bad(c.stats, Stage::kTunnel, Reason::kTruncated);
+  const auto next = FromEtherType(*proto);
+  if (!next) return Bad(c.stats, Stage::kTunnel, Reason::kUnsupportedProtocol);
+  return EnterTunnel(c, TunnelType::kGeneve, true, *vni, *next);
+}
+
+// RFC 2784/2890: C R K S s recur(3) flags(5) version(3), protocol(16), [checksum(16)
+// offset(16)] [key(32)] [sequence(32)].
+ParseResult DecodeGre(Ctx& c) {
+  auto flags = c.r.U16Be();
+  auto proto = c.r.U16Be();
+  if (!flags || !proto) return Bad(c.stats, Stage::kTunnel, Reason::kTruncated);
+  if ((*flags & 0x7u) != 0) return Bad(c.stats, Stage::kTunnel, Reason::kBadHeader);  // PPTP: 1
+  if ((*flags & 0x4000u) != 0) {  // RFC 1701 source routing: obsolete
+    return Bad(c.stats, Stage::kTunnel, Reason::kUnsupportedProtocol);
+  }
+  const bool has_key = (*flags & 0x2000u) != 0;
+  const bool has_seq = (*flags & 0x1000u) != 0;
+  uint32_t key = 0;
+  if ((*flags & 0x8000u) != 0 && !c.r.Skip(4)) {
+    return Bad(c.stats, Stage::kTunnel, Reason::kTruncated);
+  }
+  if (has_key) {
+    auto k = c.r.U32Be();
+    if (!k) return Bad(c.stats, Stage::kTunnel, Reason::kTruncated);
+    key = *k;
+  }
+  if (has_seq && !c.r.Skip(4)) return Bad(c.stats, Stage::kTunnel, Reason::kTruncated);
+  if (*proto == kEtherTypeErspan2) {  // type I has no sequence number, type II has one
+    c.next = has_seq ? Layer::kErspan2 : Layer::kErspan1;
+    return ParseResult::kOk;
+  }
+  if (*proto == kEtherTypeErspan3) {
+    c.next = Layer::kErspan3;
+    return ParseResult::kOk;
+  }
+  const auto next = FromEtherType(*proto);
+  if (!next) return Bad(c.stats, Stage::kTunnel, Reason::kUnsupportedProtocol);
+  return EnterTunnel(c, TunnelType::kGre, has_key, key, *next);
+}
+
+ParseResult DecodeErspan1(Ctx& c) {
+  return EnterTunnel(c, TunnelType::kErspan, false, 0, Layer::kEthernet);
+}
+
+// ERSPAN II: ver(4) = 1, VLAN(12), COS(3) En(2) T(1) session ID(10), reserved(12) index(20).
+ParseResult DecodeErspan2(Ctx& c) {
+  auto w0 = c.r.U16Be();
+  auto w1 = c.r.U16Be();
+  if (!w0 || !w1 || !c.r.Skip(4)) return Bad(c.stats, Stage::kTunnel, Reason::kTruncated);
+  if ((*w0 >> 12) != 1) return Bad(c.stats, Stage::kTunnel, Reason::kBadHeader);
+  return EnterTunnel(c, TunnelType::kErspan, true, *w1 & 0x3ffu, Layer::kEthernet);
+}
+
+// ERSPAN III: ver(4) = 2, VLAN(12), COS(3) BSO(2) T(1) session ID(10), timestamp(32),
+// SGT(16), P(1) FT(5) HW ID(6) D(1) Gra(2) O(1), [platform-specific subheader(64) if O].
+// Frame type 0 is Ethernet, 2 is IP.
+ParseResult DecodeErspan3(Ctx& c) {
+  auto w0 = c.r.U16Be();
+  auto w1 = c.r.U16Be();
+  const bool fixed = c.r.Skip(6);  // timestamp, SGT
+  auto w5 = c.r.U16Be();
+  if (!w0 || !w1 || !fixed || !w5) return Bad(c.stats, Stage::kTunnel, Reason::kTruncated);
+  if ((*w0 >> 12) != 2) return Bad(c.stats, Stage::kTunnel, Reason::kBadHeader);
+  if ((*w5 & 1u) != 0 && !c.r.Skip(8)) return Bad(c.stats, Stage::kTunnel, Reason::kTruncated);
+  const unsigned frame_type = (*w5 >> 10) & 0x1fu;
+  if (frame_type != 0 && frame_type != 2) {
+    return Bad(c.stats, Stage::kTunnel, Reason::kUnsupportedProtocol);
+  }
+  return EnterTunnel(c, TunnelType::kErspan, true, *w1 & 0x3ffu,
+                     frame_type == 0 ? Layer::kEthernet : Layer::kIpByVersion);
+}
+
+ParseResult DecodeTcpHeader(ByteReader r, size_t wire_len, TcpSegment* out, ParseStats* stats) {
   const size_t captured = r.remaining();
   if (captured < kTcpMinHeaderLen) {
     // Past the IP length there is nothing more to come: the IP header lied.
@@ -295,33 +531,65 @@ ParseResult DecodeTcp(ByteReader r, size_t wire_len, TcpSegment* out, ParseStats
   return ParseResult::kOk;
 }
 
+ParseResult DecodeTcp(Ctx& c) {
+  c.out->src = c.ip_src;
+  c.out->dst = c.ip_dst;
+  return DecodeTcpHeader(c.r, c.l4_wire_len, c.out, c.stats);
+}
+
+using LayerDecoder = ParseResult (*)(Ctx&);
+constexpr std::array<LayerDecoder, static_cast<size_t>(Layer::kCount)> kDecoders = {
+    DecodeEthernet, DecodeIpByVersion, DecodeIpv4,    DecodeIpv6,    DecodeUdp,     DecodeVxlan,
+    DecodeGeneve,   DecodeGre,         DecodeErspan1, DecodeErspan2, DecodeErspan3, DecodeTcp,
+};
+
 }  // namespace
+
+ParseResult DecodeTcpSegment(uint32_t linktype, std::span<const uint8_t> frame,
+                             const DecapConfig& decap, TcpSegment* out, ParseStats* stats) {
+  Ctx c;
+  c.r = ByteReader(frame);
+  c.decap = &decap;
+  c.out = out;
+  c.stats = stats;
+  out->tunnel = TunnelInfo{};
+  Net net = Net::kOther;
+  if (linktype == kLinkEthernet) {
+    c.next = Layer::kEthernet;
+  } else {
+    if (ParseResult res = DecodeLink(linktype, c.r, &net, stats); res != ParseResult::kOk) {
+      return res;
+    }
+    switch (net) {
+      case Net::kIpv4:
+        c.next = Layer::kIpv4;
+        break;
+      case Net::kIpv6:
+        c.next = Layer::kIpv6;
+        break;
+      case Net::kByVersion:
+        c.next = Layer::kIpByVersion;
+        break;
+      case Net::kOther:
+        return ParseResult::kNotThisProtocol;
+    }
+  }
+  // Every step consumes a header or strips a tunnel (capped), so this ends; the bound is a
+  // second guard.
+  for (int step = 0; step < 8 * (kMaxTunnelDepth + 1); ++step) {
+    const Layer layer = c.next;
+    if (ParseResult res = kDecoders[static_cast<size_t>(layer)](c); res != ParseResult::kOk) {
+      return res;
+    }
+    if (layer == Layer::kTcp) return ParseResult::kOk;
+  }
+  return Bad(stats, Stage::kTunnel, Reason::kTooDeep);
+}
 
 ParseResult DecodeTcpSegment(uint32_t linktype, std::span<const uint8_t> frame, TcpSegment* out,
                              ParseStats* stats) {
-  ByteReader r(frame);
-  Net net = Net::kOther;
-  if (ParseResult res = DecodeLink(linktype, r, &net, stats); res != ParseResult::kOk) return res;
-  if (net == Net::kByVersion) {
-    if (r.empty()) return Bad(stats, Stage::kIp, Reason::kTruncated);
-    const uint8_t version = r.rest()[0] >> 4;
-    if (version == 4) {
-      net = Net::kIpv4;
-    } else if (version == 6) {
-      net = Net::kIpv6;
-    } else {
-      return Bad(stats, Stage::kIp, Reason::kBadHeader);
-    }
-  }
-  IpResult ip;
-  ParseResult res = ParseResult::kNotThisProtocol;
-  if (net == Net::kIpv4) {
-    res = DecodeIpv4(r, out, &ip, stats);
-  } else if (net == Net::kIpv6) {
-    res = DecodeIpv6(r, out, &ip, stats);
-  }
-  if (res != ParseResult::kOk) return res;
-  return DecodeTcp(ip.tcp, ip.tcp_wire_len, out, stats);
+  static const DecapConfig kDefault;
+  return DecodeTcpSegment(linktype, frame, kDefault, out, stats);
 }
 
 }  // namespace pgtlsmon::parser

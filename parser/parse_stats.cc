@@ -8,6 +8,8 @@ std::string_view StageName(Stage s) {
       return "link";
     case Stage::kIp:
       return "ip";
+    case Stage::kTunnel:
+      return "tunnel";
     case Stage::kTcp:
       return "tcp";
     case Stage::kPostgres:
@@ -46,6 +48,10 @@ std::string_view ReasonName(Reason r) {
       return "bad_handshake";
     case Reason::kBadCertificate:
       return "bad_certificate";
+    case Reason::kUnsupportedProtocol:
+      return "unsupported_protocol";
+    case Reason::kTooDeep:
+      return "too_deep";
     case Reason::kCount:
       break;
   }

@@ -15,6 +15,8 @@ PACKAGES=(
   # real peers for the tests and the benchmark
   tshark tcpdump postgresql-15 postgresql-client-15 prometheus iproute2 ethtool
   libndpi-bin python3 python3-yaml hyperfine systemd curl openssl prometheus-node-exporter
+  # wraps corpus captures in tunnels for the decapsulation tests (tests/integration)
+  python3-scapy
   # the Debian package and the container image (deploy/tests: deploy_package, deploy_image)
   dpkg-dev lintian help2man mmdebstrap podman buildah runc libcap2-bin python3-jsonschema
   # --what-if's reality test (tests/e2e/what_if_reality.py): more real client stacks

@@ -204,7 +204,7 @@ def main():
     caps = sorted(p for p in corpus.rglob("*") if p.suffix in (".pcap", ".pcapng"))
     seeds = {t: {} for t in ("fuzz_pg_startup", "fuzz_tls_record", "fuzz_client_hello",
                              "fuzz_server_hello", "fuzz_certificate", "fuzz_packet",
-                             "fuzz_file_source", "fuzz_flow", "fuzz_hello_cache")}
+                             "fuzz_tunnel", "fuzz_file_source", "fuzz_flow", "fuzz_hello_cache")}
 
     def add(target, data):
         data = bytes(data[:MAX_FILE])
@@ -253,6 +253,20 @@ def main():
             chunks = [bytes([d]) + p[:1500] for d, p in conn.segments[:24]]
             if chunks:
                 add("fuzz_flow", b"\x00" + b"FUZZ".join(chunks))
+
+    # fuzz_tunnel: Ethernet frames with payload wrapped in each encapsulation by the tunnel
+    # tests' wrapper (scapy), byte 0 = 0 (Ethernet, default ports).
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "integration"))
+    import wrap_capture  # noqa: E402 (needs python3-scapy)
+    for cap in caps:
+        if cap.name not in ("real_tls13_default.pcap", "real_plaintext_sslmode_disable.pcap"):
+            continue
+        _, frames = connections(cap)
+        with_payload = [f for l, f in frames if l == 1 and (t := tcp_of(l, f)) and t[6]]
+        for mode in wrap_capture.MODES:
+            for frame in with_payload[:2]:
+                for pkt in wrap_capture.wrap(mode, frame[:400]):
+                    add("fuzz_tunnel", b"\x00" + bytes(pkt))
 
     out = pathlib.Path(args.out)
     total = 0

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI smoke run of the fuzz targets (CTest 'fuzz_smoke', label fuzz-smoke): builds them with
 # clang, ASan+UBSan and libFuzzer in build-fuzz (incremental: only the parser, the capture
-# library, the exporter, the what-if engine and the 12 targets), then runs each for FUZZ_SECONDS
+# library, the exporter, the what-if engine and the 13 targets), then runs each for FUZZ_SECONDS
 # (default 20) from its seed corpus. Any crash, leak, sanitizer report or timeout fails the run; the reproducer is left
 # in build-fuzz/fuzz-artifacts/<target>/ (minimise it into tests/fuzz/regressions/<target>/).
 #   FUZZ_SECONDS=20 FUZZ_JOBS=2 bash tests/fuzz/smoke.sh
@@ -11,7 +11,7 @@ secs=${FUZZ_SECONDS:-20}
 jobs=${FUZZ_JOBS:-2}
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 targets=(fuzz_pg_startup fuzz_tls_record fuzz_client_hello fuzz_server_hello fuzz_certificate
-         fuzz_packet fuzz_file_source fuzz_flow fuzz_hello_cache fuzz_web_request
+         fuzz_packet fuzz_tunnel fuzz_file_source fuzz_flow fuzz_hello_cache fuzz_web_request
          fuzz_whatif_settings fuzz_whatif_engine)
 
 if [ ! -f "$build/build.ninja" ]; then

@@ -29,13 +29,18 @@ TEST(BuildPortFilterTest, Forms) {
   const std::vector<uint16_t> two = {5432, 6432};
   EXPECT_EQ(BuildPortFilter(two), "tcp port 5432 or tcp port 6432");
   EXPECT_EQ(BuildPortFilter(one, true), "(tcp port 5432) or (vlan and (tcp port 5432))");
+  const std::vector<uint16_t> vxlan = {4789};
+  EXPECT_EQ(BuildPortFilter(one, false, vxlan),
+            "tcp port 5432 or proto 47 or ip proto 4 or ip proto 41 or ip6 proto 4 or ip6 proto 41 "
+            "or udp dst port 4789");
 }
 
 TEST(PcapSourceTest, FiltersCompileForLibpcap) {
   const std::vector<uint16_t> two = {5432, 6432};
   // Compile against a dead Ethernet handle: the strings must be valid BPF expressions.
   for (const std::string& f :
-       {BuildPortFilter(two), BuildPortFilter({}), BuildPortFilter(two, true)}) {
+       {BuildPortFilter(two), BuildPortFilter({}), BuildPortFilter(two, true),
+        BuildPortFilter(two, true, std::vector<uint16_t>{4789, 8472, 6081})}) {
     pcap_t* dead = pcap_open_dead(DLT_EN10MB, 262144);
     bpf_program prog{};
     EXPECT_EQ(pcap_compile(dead, &prog, f.c_str(), 1, PCAP_NETMASK_UNKNOWN), 0) << f;

@@ -16,6 +16,7 @@
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
 #include "prometheus/registry.h"
+#include "tests/testing/addresses.h"
 
 namespace pgtlsmon::exporter {
 namespace {
@@ -25,18 +26,8 @@ using parser::FindingBit;
 using parser::Outcome;
 using LabelMap = std::map<std::string, std::string>;
 
-parser::IpAddress V4(const char* s) {
-  parser::IpAddress ip;
-  EXPECT_EQ(inet_pton(AF_INET, s, ip.bytes.data()), 1);
-  return ip;
-}
-
-parser::IpAddress V6(const char* s) {
-  parser::IpAddress ip;
-  ip.is_v6 = true;
-  EXPECT_EQ(inet_pton(AF_INET6, s, ip.bytes.data()), 1);
-  return ip;
-}
+using testing::V4;
+using testing::V6;
 
 parser::SessionRecord Base(const char* client = "10.0.0.1", const char* server = "10.0.0.2") {
   parser::SessionRecord r;
@@ -163,6 +154,7 @@ TEST(Metrics, EveryFamilyOfTheInterfaceWithItsType) {
       {"pgtlsmon_skipped_bytes_total", MetricType::Counter},
       {"pgtlsmon_capture_drops_total", MetricType::Counter},
       {"pgtlsmon_parse_errors_total", MetricType::Counter},
+      {"pgtlsmon_tunnel_packets_total", MetricType::Counter},
       {"pgtlsmon_flows_active", MetricType::Gauge},
       {"pgtlsmon_flow_evictions_total", MetricType::Counter},
       {"pgtlsmon_build_info", MetricType::Gauge},
@@ -412,6 +404,7 @@ TEST(Metrics, ProviderMetricsReadAtCollect) {
     p.sources.push_back(lo);
     p.parse.Add(parser::Stage::kTls, parser::Reason::kBadRecord, 7);
     p.parse.Add(parser::Stage::kPostgres, parser::Reason::kUnexpectedSslReply);
+    p.parse.tunnel_packets[static_cast<size_t>(parser::TunnelType::kVxlan)] = 8;
     p.flows_active = 12;
     p.evictions = {{"table_full", 5}, {"idle", 6}};
     return p;
@@ -435,6 +428,9 @@ TEST(Metrics, ProviderMetricsReadAtCollect) {
   EXPECT_EQ(
       s.Count("pgtlsmon_parse_errors_total"),
       static_cast<size_t>(parser::Stage::kCount) * static_cast<size_t>(parser::Reason::kCount));
+  EXPECT_EQ(s.Get("pgtlsmon_tunnel_packets_total", {{"type", "vxlan"}}), 8);
+  EXPECT_EQ(s.Get("pgtlsmon_tunnel_packets_total", {{"type", "erspan"}}), 0);
+  EXPECT_EQ(s.Count("pgtlsmon_tunnel_packets_total"), 5u);  // every type, none for "none"
   EXPECT_EQ(s.Get("pgtlsmon_flows_active", {}), 12);
   EXPECT_EQ(s.Get("pgtlsmon_flow_evictions_total", {{"reason", "table_full"}}), 5);
   EXPECT_EQ(s.Get("pgtlsmon_flow_evictions_total", {{"reason", "idle"}}), 6);
@@ -482,7 +478,7 @@ TEST(Metrics, SerializedTextPassesPromtool) {
   EXPECT_NE(text.find("subject=\"CN=db\\nnewline,O=\\\"Q\\\"\""), std::string::npos) << text;
 
   if (std::system("command -v promtool >/dev/null 2>&1") != 0) GTEST_SKIP() << "no promtool";
-  const std::string path = testing::TempDir() + "/pgtls_metrics_" + std::to_string(getpid());
+  const std::string path = ::testing::TempDir() + "/pgtls_metrics_" + std::to_string(getpid());
   {
     std::ofstream f(path);
     f << text;
@@ -500,7 +496,7 @@ TEST(Metrics, SerializedTextPassesPromtool) {
 TEST(Metrics, WriteTextFileIsAtomicAndComplete) {
   Metrics m;
   m.OnRecord(Tls(0x0304, 0x1302));
-  const std::string dir = testing::TempDir();
+  const std::string dir = ::testing::TempDir();
   const std::string path = dir + "/pgtlsmon_test_" + std::to_string(getpid()) + ".prom";
   ASSERT_TRUE(m.WriteTextFile(path).ok());
   std::ifstream f(path);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "parser/tls_names.h"
+#include "tests/testing/addresses.h"
 
 namespace pgtlsmon::exporter {
 namespace {
@@ -16,18 +17,8 @@ using nlohmann::json;
 using parser::Finding;
 using parser::FindingBit;
 
-parser::IpAddress V4(const char* s) {
-  parser::IpAddress ip;
-  EXPECT_EQ(inet_pton(AF_INET, s, ip.bytes.data()), 1);
-  return ip;
-}
-
-parser::IpAddress V6(const char* s) {
-  parser::IpAddress ip;
-  ip.is_v6 = true;
-  EXPECT_EQ(inet_pton(AF_INET6, s, ip.bytes.data()), 1);
-  return ip;
-}
+using testing::V4;
+using testing::V6;
 
 // The spec's example record.
 parser::SessionRecord ExampleRecord() {
@@ -229,6 +220,30 @@ TEST(RecordJson, Ipv6AddressesInRfc5952Form) {
   EXPECT_EQ(j["server"]["port"], 5432);
   r.client.ip = V6("fe80:0:0:1:0:0:0:1");
   EXPECT_EQ(json::parse(ToJson(r))["client"]["ip"], "fe80:0:0:1::1");
+}
+
+TEST(RecordJson, TunnelOnlyOnTunnelledConnections) {
+  parser::SessionRecord r;
+  r.client = {V4("10.0.0.1"), 50000};
+  r.server = {V4("10.0.0.2"), 5432};
+  EXPECT_FALSE(json::parse(ToJson(r)).contains("tunnel"));
+  r.tunnel = parser::TunnelInfo{parser::TunnelType::kVxlan, true, 16777215, V4("192.0.2.1"),
+                                V6("2001:db8::9")};
+  json j = json::parse(ToJson(r));
+  EXPECT_EQ(nlohmann::ordered_json::parse(ToJson(r)).items().begin().key(), "ts");
+  EXPECT_EQ(std::prev(nlohmann::ordered_json::parse(ToJson(r)).end()).key(), "tunnel");  // last
+  EXPECT_EQ(j["tunnel"], json::parse(R"({"type": "vxlan", "id": 16777215,
+      "outer_src": "192.0.2.1", "outer_dst": "2001:db8::9"})"));
+  r.tunnel->type = parser::TunnelType::kIpip;
+  r.tunnel->has_id = false;
+  j = json::parse(ToJson(r));
+  EXPECT_EQ(j["tunnel"]["type"], "ipip");
+  EXPECT_TRUE(j["tunnel"]["id"].is_null());
+  for (auto t :
+       {parser::TunnelType::kGeneve, parser::TunnelType::kGre, parser::TunnelType::kErspan}) {
+    r.tunnel->type = t;
+    EXPECT_EQ(json::parse(ToJson(r))["tunnel"]["type"], parser::TunnelTypeName(t));
+  }
 }
 
 TEST(RecordJson, AlertsHelloRetryAndUnknownCodes) {

@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -85,7 +86,15 @@ class Conn {
     s.payload = b;
     s.payload_wire_len = static_cast<uint32_t>(b.size());
     seq += static_cast<uint32_t>(b.size()) + ((flags & (kTcpSyn | kTcpFin)) ? 1 : 0);
+    if (mirror_ && mirror_first_) Copy(s);
     t_->OnSegment(s, ts_ += 1000);
+    if (mirror_ && !mirror_first_) Copy(s);
+  }
+  // Every segment is also seen as a copy in `tunnel` (a mirror session), before or after the
+  // original.
+  void Mirror(const TunnelInfo& tunnel, bool copy_first) {
+    mirror_ = tunnel;
+    mirror_first_ = copy_first;
   }
 
  private:
@@ -94,6 +103,13 @@ class Conn {
   uint64_t ts_;
   uint32_t cseq_;
   uint32_t sseq_ = 5000;
+  std::optional<TunnelInfo> mirror_;
+  bool mirror_first_ = false;
+
+  void Copy(TcpSegment s) {
+    s.tunnel = *mirror_;
+    t_->OnSegment(s, ts_ += 10);
+  }
 };
 
 class FlowTrackerTest : public ::testing::Test {
@@ -346,6 +362,40 @@ TEST_F(FlowTrackerTest, FatalAlertFails) {
   EXPECT_TRUE(r.legacy);  // only TLS 1.1 offered
   EXPECT_TRUE(r.has_finding(Finding::kLegacyTlsOfferedOnly));
   EXPECT_TRUE(r.has_finding(Finding::kHandshakeFailed));
+}
+
+// Every segment seen twice (the original and a mirror copy, SYN, FIN and alert included) is
+// one connection with the record of the bare one: copies are duplicates by sequence number.
+TEST_F(FlowTrackerTest, MirroredCopiesAreOneConnection) {
+  const TunnelInfo vxlan{TunnelType::kVxlan, true, 4242, V4(192, 0, 2, 1), V4(192, 0, 2, 2)};
+  std::vector<SessionRecord> got[3];
+  for (int variant = 0; variant < 3; ++variant) {  // bare, copy after, copy before
+    records_.clear();
+    auto& t = Make();
+    Conn c(&t);
+    if (variant > 0) c.Mirror(vxlan, variant == 2);
+    c.Syn();
+    c.Client(kSslRequest);
+    c.Server({'S'});
+    c.Client(ClientHello(0x0303, 0x002f));
+    c.Server(Alert(2, 40));
+    c.Fin();
+    t.Finish();
+    got[variant] = std::move(records_);
+    ASSERT_EQ(got[variant].size(), 1u) << variant;
+    const SessionRecord& r = got[variant][0];
+    EXPECT_EQ(r.outcome, Outcome::kTlsFailed);
+    ASSERT_EQ(r.alerts.size(), 1u) << variant;  // not doubled
+    EXPECT_EQ(r.client_hello->cipher_suites, got[0][0].client_hello->cipher_suites);
+    EXPECT_EQ(r.findings, got[0][0].findings);
+    EXPECT_EQ(r.client, got[0][0].client);
+    EXPECT_EQ(r.server, got[0][0].server);
+  }
+  // The tunnel is the first packet's: none when the original came first.
+  EXPECT_FALSE(got[0][0].tunnel.has_value());
+  EXPECT_FALSE(got[1][0].tunnel.has_value());
+  ASSERT_TRUE(got[2][0].tunnel.has_value());
+  EXPECT_EQ(*got[2][0].tunnel, vxlan);
 }
 
 TEST_F(FlowTrackerTest, ClosedWithoutServerHelloFails_CaptureEndIsIncomplete) {
