@@ -69,7 +69,7 @@ for f in usr/bin/pgtlsmon usr/lib/systemd/system/pgtlsmon.service etc/default/pg
   check "ships /$f" test -s "$tmp/x/$f"
 done
 check "unit runs /usr/bin/pgtlsmon" \
-  grep -q '^ExecStart=/usr/bin/pgtlsmon watch \$PGTLSMON_ARGS$' "$tmp/x/usr/lib/systemd/system/pgtlsmon.service"
+  grep -q '^ExecStart=/usr/bin/pgtlsmon watch \$PGTLSMON_ARGS \$PGTLSMON_WEB_CONFIG$' "$tmp/x/usr/lib/systemd/system/pgtlsmon.service"
 check "man page documents watch and replay flags" \
   sh -c "zcat '$tmp/x/usr/share/man/man1/pgtlsmon.1.gz' | grep -q -- 'session\\\\-log' && zcat '$tmp/x/usr/share/man/man1/pgtlsmon.1.gz' | grep -q -- 'metrics\\\\-file'"
 check "binary stripped" sh -c "! objdump -h '$tmp/x/usr/bin/pgtlsmon' | grep -q debug_info"
