@@ -18,20 +18,15 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "parser/tls_hello.h"
 
 namespace pgtlsmon::whatif {
 namespace {
 
 constexpr size_t kMaxFragment = 16384;
-constexpr uint16_t kExtSupportedVersions = 43;
 constexpr uint16_t kExtKeyShare = 51;
 constexpr uint16_t kExtPreSharedKey = 41;
 constexpr uint16_t kExtPadding = 21;
-
-// RFC 8446 4.1.3: a HelloRetryRequest is a ServerHello with this random.
-constexpr std::array<uint8_t, 32> kHrrRandom = {
-    0xCF, 0x21, 0xAD, 0x74, 0xE5, 0x9A, 0x61, 0x11, 0xBE, 0x1D, 0x8C, 0x02, 0x1E, 0x65, 0xB8, 0x91,
-    0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C};
 
 struct CtxFree {
   void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
@@ -178,32 +173,19 @@ std::vector<uint8_t> Records(const parser::RawClientHello& h) {
 
 // Reads the ServerHello's version and suite from the first record OpenSSL wrote.
 bool ReadServerHello(const uint8_t* rec, size_t len, parser::WhatIfPrediction* p) {
-  // Handshake header (4), legacy_version (2), random (32), session id.
-  if (len < 4 + 2 + 32 + 1 || rec[0] != 2) return false;
-  const uint8_t* b = rec + 4;
+  // Handshake header (4), then the body the parser reads (tls_hello.h). A HelloRetryRequest is
+  // a success too: the client retries with the shared group, under the HRR's version and suite.
+  if (len < 4 || rec[0] != 2) return false;
   const size_t body =
       std::min(len - 4, (size_t{rec[1]} << 16) | (size_t{rec[2]} << 8) | size_t{rec[3]});
-  uint16_t version = Be16(b);
-  const bool hrr = std::memcmp(b + 2, kHrrRandom.data(), 32) == 0;
-  size_t i = 2 + 32;
-  i += 1 + b[i];
-  if (i + 3 > body) return false;
-  const uint16_t suite = Be16(b + i);
-  i += 3;
-  if (i + 2 <= body) {
-    const size_t end = std::min(body, i + 2 + Be16(b + i));
-    i += 2;
-    while (i + 4 <= end) {
-      const uint16_t type = Be16(b + i);
-      const size_t n = Be16(b + i + 2);
-      if (type == kExtSupportedVersions && n == 2 && i + 6 <= end) version = Be16(b + i + 4);
-      i += 4 + n;
-    }
+  parser::ServerHelloInfo sh;
+  if (parser::ParseServerHello(std::span<const uint8_t>(rec + 4, body), &sh) !=
+      parser::ParseResult::kOk) {
+    return false;
   }
-  (void)hrr;  // a HelloRetryRequest is a success: the client retries with the shared group
   p->outcome = parser::Outcome::kTls;
-  p->version = version;
-  p->cipher_suite = suite;
+  p->version = sh.selected_version.value_or(sh.version);
+  p->cipher_suite = sh.cipher_suite;
   return true;
 }
 

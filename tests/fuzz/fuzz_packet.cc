@@ -5,6 +5,7 @@
 
 #include "capture/packet_source.h"
 #include "parser/packet_decoder.h"
+#include "tests/fuzz/segment_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace pgtlsmon;
@@ -25,12 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   parser::TcpSegment seg;
   parser::ParseStats stats;
   if (parser::DecodeTcpSegment(link, frame, &seg, &stats) == parser::ParseResult::kOk) {
-    // The payload must lie inside the frame.
-    if (!seg.payload.empty() &&
-        (seg.payload.data() < frame.data() ||
-         seg.payload.data() + seg.payload.size() > frame.data() + frame.size()))
-      __builtin_trap();
-    if (seg.payload_wire_len < seg.payload.size()) __builtin_trap();
+    fuzz::CheckSegmentInFrame(seg, frame);
   }
   return 0;
 }

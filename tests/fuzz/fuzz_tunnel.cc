@@ -10,6 +10,7 @@
 #include <span>
 
 #include "parser/packet_decoder.h"
+#include "tests/fuzz/segment_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace pgtlsmon::parser;
@@ -34,12 +35,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if ((seg.tunnel.type != TunnelType::kNone) != (layers > 0)) __builtin_trap();
   if (layers > static_cast<uint64_t>(kMaxTunnelDepth)) __builtin_trap();
   if (stats.tunnel_packets[static_cast<size_t>(TunnelType::kNone)] != 0) __builtin_trap();
-  if (r == ParseResult::kOk) {
-    if (!seg.payload.empty() &&
-        (seg.payload.data() < frame.data() ||
-         seg.payload.data() + seg.payload.size() > frame.data() + frame.size()))
-      __builtin_trap();
-    if (seg.payload_wire_len < seg.payload.size()) __builtin_trap();
-  }
+  if (r == ParseResult::kOk) pgtlsmon::fuzz::CheckSegmentInFrame(seg, frame);
   return 0;
 }
