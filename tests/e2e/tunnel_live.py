@@ -391,7 +391,8 @@ def icmp_unreach(topo, role):
 
 
 LOG_RECEIVED = re.compile(r"\[(\d+)\] LOG:  connection received: host=(\S+) port=(\d+)")
-LOG_AUTHORIZED = re.compile(r"\[(\d+)\] LOG:  connection authorized: .*?(SSL enabled \(protocol=([^,]+),)?")
+LOG_AUTHORIZED = re.compile(r"\[(\d+)\] LOG:  connection authorized: ")
+LOG_SSL = re.compile(r"SSL enabled \(protocol=([^,]+),")
 
 
 def server_log_sessions(text):
@@ -405,7 +406,8 @@ def server_log_sessions(text):
             continue
         m = LOG_AUTHORIZED.search(line)
         if m and m.group(1) in pid_key:
-            out[pid_key[m.group(1)]] = m.group(3) or "plaintext"
+            ssl = LOG_SSL.search(line)
+            out[pid_key[m.group(1)]] = ssl.group(1) if ssl else "plaintext"
     return out
 
 
@@ -416,6 +418,11 @@ def run_mirror(args, t, work):
                   ["10.154.0.2/24", "fd00:154::2/64"])
         topo.veth("server", su, "monitor", mu, ["10.155.0.1/24", "fd00:155::1/64"],
                   ["10.155.0.2/24", "fd00:155::2/64"])
+        # The copies are the server's frames (up to its MTU, 1500) plus 50 (VXLAN over IPv4)
+        # or 70 bytes (over IPv6): the mirror path needs a larger MTU, as the cloud's does
+        # (deploy/mirroring/README.md); at 1500 the kernel fragments the outer packets.
+        topo.ip("server", "link", "set", su, "mtu", "9000")
+        topo.ip("monitor", "link", "set", mu, "mtu", "9000")
         mirror_devs = []
         for role, vni, port, local, remote in MIRRORS:
             dev = topo.dev(role)
@@ -440,10 +447,10 @@ def run_mirror(args, t, work):
             mon_pcap = os.path.join(work, "monitor.pcap")
             any_pcap = os.path.join(work, "server-any.pcap")
             mon_dump = ph.Tcpdump(mon_pcap, srv.port, iface=mu,
-                                  netns_prefix=topo.exec_prefix("monitor"))
+                                  netns_prefix=topo.exec_prefix("monitor"), buffer_kib=32768)
             mon_dump.filter = "udp"
             any_dump = ph.Tcpdump(any_pcap, srv.port, iface="any",
-                                  netns_prefix=topo.exec_prefix("server"))
+                                  netns_prefix=topo.exec_prefix("server"), buffer_kib=32768)
             any_dump.filter = "tcp port %d or udp" % srv.port
             try:
                 with mon_dump, any_dump:
@@ -476,6 +483,7 @@ def run_mirror(args, t, work):
                         "the rule dropped %d packets" % (d2 + (dropped,)))
                     t.ok(d2 == (0, 0), "with the drop rule the monitor sent ICMP %d, ICMPv6 %d" % d2)
                     t.ok(dropped > 0, "the drop rule's counter: %d" % dropped)
+                log("tcpdump: monitor %s, server -i any %s" % (mon_dump.stats, any_dump.stats))
                 time.sleep(0.5)
                 for w in watchers:
                     w.settled("pgtlsmon_sessions_total")
