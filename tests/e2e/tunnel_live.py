@@ -390,6 +390,49 @@ def icmp_unreach(topo, role):
     return v4, v6
 
 
+def icmp6_parm_problems(topo, role):
+    for line in ph.run(topo.exec_prefix(role) + ["cat", "/proc/net/snmp6"]).stdout.decode().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "Icmp6OutParmProblems":
+            return int(parts[1])
+    return 0
+
+
+# Sent from the server namespace by `python3 -c`: COUNT ERSPAN type II packets (GRE with a
+# sequence number, protocol 0x88be, session ID 110) from SRC to DST over a raw IPPROTO_GRE
+# socket, each carrying a TCP SYN to port 9 between two addresses nothing else uses (so no
+# PostgreSQL session is added). What a switch's ERSPAN session sends, without a GRE device.
+ERSPAN_SENDER = r"""
+import socket, struct, sys
+src, dst, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_RAW, 47)
+s.bind((src, 0))
+ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 40, 1, 0, 64, 6, 0, bytes([10, 9, 9, 1]), bytes([10, 9, 9, 2]))
+tcp = struct.pack(">HHIIBBHHH", 40000, 9, 1, 0, 0x50, 0x02, 1024, 0, 0)
+eth = bytes.fromhex("020000000002020000000001") + b"\x08\x00"
+for seq in range(count):
+    gre = struct.pack(">HHI", 0x1000, 0x88BE, seq)
+    erspan = struct.pack(">HHI", 0x1000, (0 << 13) | 110, 7)
+    s.sendto(gre + erspan + eth + ip + tcp, (dst, 0))
+"""
+ERSPAN_SRC = {4: ("10.155.0.3", "10.155.0.2"), 6: ("fd00:155::3", "fd00:155::2")}
+ERSPAN_COUNT = 20
+
+
+def send_erspan(topo):
+    """ERSPAN over IPv4 and IPv6 to the monitor; returns the monitor's (ICMP destination
+    unreachables, ICMPv6 parameter problems) answers."""
+    before = (icmp_unreach(topo, "monitor")[0], icmp6_parm_problems(topo, "monitor"))
+    for fam in (4, 6):
+        src, dst = ERSPAN_SRC[fam]
+        ph.run(topo.exec_prefix("server") + ["python3", "-c", ERSPAN_SENDER, src, dst,
+                                             str(ERSPAN_COUNT)])
+    time.sleep(0.3)
+    after = (icmp_unreach(topo, "monitor")[0], icmp6_parm_problems(topo, "monitor"))
+    return after[0] - before[0], after[1] - before[1]
+
+
 LOG_RECEIVED = re.compile(r"\[(\d+)\] LOG:  connection received: host=(\S+) port=(\d+)")
 LOG_AUTHORIZED = re.compile(r"\[(\d+)\] LOG:  connection authorized: ")
 LOG_SSL = re.compile(r"SSL enabled \(protocol=([^,]+),")
@@ -416,7 +459,8 @@ def run_mirror(args, t, work):
         sv, cv, su, mu = topo.dev("s"), topo.dev("c"), topo.dev("su"), topo.dev("mu")
         topo.veth("server", sv, "client", cv, ["10.154.0.1/24", "fd00:154::1/64"],
                   ["10.154.0.2/24", "fd00:154::2/64"])
-        topo.veth("server", su, "monitor", mu, ["10.155.0.1/24", "fd00:155::1/64"],
+        topo.veth("server", su, "monitor", mu, ["10.155.0.1/24", "fd00:155::1/64",
+                                                "10.155.0.3/24", "fd00:155::3/64"],
                   ["10.155.0.2/24", "fd00:155::2/64"])
         # The copies are the server's frames (up to its MTU, 1500) plus 50 (VXLAN over IPv4)
         # or 70 bytes (over IPv6): the mirror path needs a larger MTU, as the cloud's does
@@ -465,6 +509,12 @@ def run_mirror(args, t, work):
                         "sent by the monitor" % d1)
                     t.ok(d1[0] > 0 and d1[1] > 0, "without the drop rule the monitor should "
                          "answer the mirrored UDP (ICMP %d, ICMPv6 %d)" % d1)
+                    g1 = send_erspan(topo)
+                    log("without the nftables rule: %d ERSPAN II packets over IPv4 and over IPv6 "
+                        "answered by %d ICMP protocol unreachable, %d ICMPv6 parameter problem" % (
+                            (ERSPAN_COUNT,) + g1))
+                    t.ok(g1[0] > 0 and g1[1] > 0, "without the drop rule the monitor should "
+                         "answer ERSPAN/GRE (ICMP %d, ICMPv6 %d)" % g1)
                     # Phase 2: the rule of deploy/mirroring/, loaded as a user would.
                     ph.run(topo.exec_prefix("monitor") + ["nft", "-f", NFT_RULE])
                     before = icmp_unreach(topo, "monitor")
@@ -475,14 +525,18 @@ def run_mirror(args, t, work):
                     time.sleep(0.3)
                     after = icmp_unreach(topo, "monitor")
                     d2 = (after[0] - before[0], after[1] - before[1])
+                    g2 = send_erspan(topo)
                     drops = ph.run(topo.exec_prefix("monitor") + ["nft", "list", "table", "inet",
                                                                   "pgtlsmon"]).stdout.decode()
-                    m = re.search(r"counter packets (\d+)", drops)
-                    dropped = int(m.group(1)) if m else 0
-                    log("with the nftables rule: %d ICMP, %d ICMPv6 destination unreachable; "
-                        "the rule dropped %d packets" % (d2 + (dropped,)))
+                    counters = [int(n) for n in re.findall(r"counter packets (\d+)", drops)]
+                    log("with the nftables rule: %d ICMP, %d ICMPv6 destination unreachable for "
+                        "the VXLAN copies, %d ICMP, %d ICMPv6 parameter problem for ERSPAN; the "
+                        "rule dropped %s packets (UDP, GRE)" % (d2 + g2 + (counters,)))
                     t.ok(d2 == (0, 0), "with the drop rule the monitor sent ICMP %d, ICMPv6 %d" % d2)
-                    t.ok(dropped > 0, "the drop rule's counter: %d" % dropped)
+                    t.ok(g2 == (0, 0), "with the drop rule the monitor answered ERSPAN with ICMP "
+                         "%d, ICMPv6 %d" % g2)
+                    t.ok(len(counters) == 2 and counters[0] > 0 and counters[1] == 2 * ERSPAN_COUNT,
+                         "the drop rule's counters: %s (UDP > 0, GRE %d)" % (counters, 2 * ERSPAN_COUNT))
                 log("tcpdump: monitor %s, server -i any %s" % (mon_dump.stats, any_dump.stats))
                 time.sleep(0.5)
                 for w in watchers:
@@ -494,6 +548,12 @@ def run_mirror(args, t, work):
                         w.name, args.capture if w.name == "watch-monitor" else any_capture,
                         w.metric("pgtlsmon_sessions_total"), vx))
                     t.ok(vx > 0, "%s: pgtlsmon_tunnel_packets_total{type=vxlan} %d" % (w.name, vx))
+                if args.capture == "pcap":
+                    # libpcap hands every GRE packet up (the eBPF programs may drop the
+                    # ERSPAN'd SYNs to port 9 in the kernel, which is their job).
+                    er = watchers[0].metric("pgtlsmon_tunnel_packets_total", type="erspan")
+                    t.ok(er == 4 * ERSPAN_COUNT, "watch-monitor: %d ERSPAN packets decapsulated, "
+                         "%d sent" % (er, 4 * ERSPAN_COUNT))
                 metrics_at_end = {w.name: w.metrics() for w in watchers}
                 for w in watchers:
                     rc = w.stop()
