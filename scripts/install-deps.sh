@@ -17,6 +17,8 @@ PACKAGES=(
   libndpi-bin python3 python3-yaml hyperfine systemd curl openssl prometheus-node-exporter
   # wraps corpus captures in tunnels for the decapsulation tests (tests/integration)
   python3-scapy
+  # the monitor host's drop rule for mirrored UDP, tested live (tests/e2e/tunnel_live.py)
+  nftables
   # the Debian package and the container image (deploy/tests: deploy_package, deploy_image)
   dpkg-dev lintian help2man mmdebstrap podman buildah runc libcap2-bin python3-jsonschema
   # --what-if's reality test (tests/e2e/what_if_reality.py): more real client stacks

@@ -56,6 +56,7 @@ def uses():
     texts = [os.path.join(DEPLOY, "README.md"), os.path.join(ROOT, "docs", "RUNBOOK.md"),
              os.path.join(ROOT, "README.md"), image, env, unit,
              os.path.join(DEPLOY, "systemd", "pgtlsmon.logrotate")]
+    texts += sorted(glob.glob(os.path.join(DEPLOY, "mirroring", "*.md")))
     for path in texts:
         if not os.path.exists(path):
             continue
