@@ -123,12 +123,22 @@ int main(int argc, char** argv) {
                                                                          &capture_tc_bpf__destroy);
   if (!tc) return Fail("capture_tc_bpf__open");
   tc->rodata->cfg_per_dir_cap = 1000;
+  // Nobody reads the ring during a repeat loop: without this every record past 256 KiB would
+  // force a wake-up (an irq_work each), which a running pgtlsmon, draining the ring, never sees.
+  tc->rodata->cfg_wakeup_bytes = 1u << 30;
   if (bpf_map__set_max_entries(tc->maps.scratch,
                                static_cast<uint32_t>(libbpf_num_possible_cpus())) != 0 ||
-      bpf_map__set_max_entries(tc->maps.events, 1u << 20) != 0) {
+      // Room for every record of one path's repeat loop (at most ~200 B each): a full ring
+      // would make the passed path cheap (bpf_ringbuf_output fails fast).
+      bpf_map__set_max_entries(tc->maps.events, 1u << 26) != 0) {
     return Fail("bpf_map__set_max_entries");
   }
   if (capture_tc_bpf__load(tc.get()) != 0) return Fail("capture_tc_bpf__load");
+  std::unique_ptr<ring_buffer, decltype(&ring_buffer__free)> ring(
+      ring_buffer__new(
+          bpf_map__fd(tc->maps.events), [](void*, void*, size_t) { return 0; }, nullptr, nullptr),
+      &ring_buffer__free);
+  if (!ring) return Fail("ring_buffer__new");
 
   struct {
     const char* name;
@@ -145,6 +155,7 @@ int main(int argc, char** argv) {
   for (const auto& wr : wraps) {
     const Paths s = MeasurePaths(bpf_program__fd(sf->progs.pgtls_capture),
                                  bpf_map__fd(sf->maps.flows_lru), repeat, wr.wrap);
+    (void)ring_buffer__consume(ring.get());  // empty the ring before each TC series
     const Paths c = MeasurePaths(bpf_program__fd(tc->progs.pgtls_tc_ingress),
                                  bpf_map__fd(tc->maps.flows_lru), repeat, wr.wrap);
     std::printf("%-28s %-15s %10ld %16ld %10ld\n", "socket filter (default)", wr.name, s.other,
