@@ -206,6 +206,14 @@ def run(args, binary, work):
         print("%-6s %8.2f %8.2f %14d %10d %6d %8d %8.1f %10.3f %14.0f" % (
             kind, user, sys_, nbytes, npk, a["drops"] - b["drops"], wakes, wakes / wall,
             user / gb, nbytes / gb))
+    for kind, _, _ in KINDS:  # the session logs: one record per connection, tunnel named
+        with open(os.path.join(work, kind + ".jsonl")) as f:
+            recs = [json.loads(line) for line in f if line.strip()]
+        bulk = [r for r in recs if r.get("tunnel") or not args.vxlan]
+        print("%s: %d session records, %d with a tunnel object" % (
+            kind, len(recs), sum(1 for r in recs if r.get("tunnel"))))
+        if len(bulk) != args.connections:
+            print("  WARNING: expected %d records" % args.connections)
     for kind in ("socket", "tc"):
         per_conn = (after[kind]["bytes"] - before[kind]["bytes"]) / args.connections
         print("%s: %.0f bytes copied per connection = handshake %d + %.0f" % (
