@@ -106,29 +106,10 @@ def main():
         ph.shutil.rmtree(work, ignore_errors=True)
 
 
-VXLAN_DEV = "k15vx0"
-UNDERLAY = {"server": "10.215.0.1", "client": "10.215.0.2"}
-VXLAN_OVERHEAD = 14 + 20 + 8 + 8  # outer Ethernet, IPv4, UDP, VXLAN
-
-
-def vxlan_overlay(ns, port):
-    """Moves the pair's IPv4 addresses onto a VXLAN device over the veth (see the docstring)."""
-    for side, dev, ip4, peer in (("server", ns.server_veth, ns.server_ip4, "client"),
-                                 ("client", ns.client_veth, ns.client_ip4, "server")):
-        netns = ns.server_ns if side == "server" else ns.client_ns
-        ip = ["ip", "-n", netns]
-        ph.run(ip + ["addr", "del", ip4 + "/24", "dev", dev])
-        ph.run(ip + ["addr", "add", UNDERLAY[side] + "/24", "dev", dev])
-        ph.run(ip + ["link", "add", VXLAN_DEV, "type", "vxlan", "id", "42", "dstport", str(port),
-                     "local", UNDERLAY[side], "remote", UNDERLAY[peer], "dev", dev])
-        ph.run(ip + ["addr", "add", ip4 + "/24", "dev", VXLAN_DEV])
-        ph.run(ip + ["link", "set", VXLAN_DEV, "up"])
-
-
 def run(args, binary, work):
     with ph.NetnsPair() as ns, ph.Harness(netns=ns) as h:
         if args.vxlan:
-            vxlan_overlay(ns, args.vxlan)
+            netns_e2e.vxlan_overlay(ns, args.vxlan)
         srv = h.start_server()
         pre = ns.exec_prefix("server")
         ws = {}
@@ -153,7 +134,7 @@ def run(args, binary, work):
             t0 = time.time()
             # The first connection's first 40 packets, as the inner interface sees them.
             hs_pcap = os.path.join(work, "head.pcap")
-            inner = VXLAN_DEV if args.vxlan else ns.server_veth
+            inner = netns_e2e.VXLAN_DEV if args.vxlan else ns.server_veth
             td = subprocess.Popen(pre + ["tcpdump", "-i", inner, "-n", "-U", "-c", "40", "-w",
                                             hs_pcap, "tcp port %d" % srv.port],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -185,7 +166,7 @@ def run(args, binary, work):
     gb = (after["pcap"]["bytes"] - before["pcap"]["bytes"]) / 1e9
     hs_frames, hs_bytes = netns_e2e.handshake_bytes(hs_pcap, srv.port)
     if args.vxlan:
-        hs_bytes += VXLAN_OVERHEAD * hs_frames
+        hs_bytes += netns_e2e.VXLAN_OVERHEAD * hs_frames
     print("traffic: %d connection(s) x COPY of %d rows x 1000 B over TLS 1.3%s; %.3f GB on the wire "
           "(libpcap's count, link-layer header on), %.1f s wall" % (
               args.connections, args.rows,
