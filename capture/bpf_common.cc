@@ -71,10 +71,9 @@ absl::Status CheckConfig(const EbpfConfig& cfg) {
                                                    "); use --ports any"));
   }
   if (cfg.vxlan_ports.size() > PGTLS_MAX_PORTS || cfg.geneve_ports.size() > PGTLS_MAX_PORTS) {
-    return absl::InvalidArgumentError(absl::StrCat("eBPF capture: at most ", PGTLS_MAX_PORTS,
-                                                   " VXLAN and ", PGTLS_MAX_PORTS,
-                                                   " GENEVE ports (got ", cfg.vxlan_ports.size(),
-                                                   " and ", cfg.geneve_ports.size(), ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "eBPF capture: at most ", PGTLS_MAX_PORTS, " VXLAN and ", PGTLS_MAX_PORTS,
+        " GENEVE ports (got ", cfg.vxlan_ports.size(), " and ", cfg.geneve_ports.size(), ")"));
   }
   if (cfg.ports.empty() && !cfg.any_port) {
     return absl::InvalidArgumentError("eBPF capture: no ports to monitor");

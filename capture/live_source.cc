@@ -76,8 +76,7 @@ absl::StatusOr<std::unique_ptr<LiveSource>> OpenEbpf(const LiveSourceConfig& cfg
 
 absl::StatusOr<std::unique_ptr<LiveSource>> OpenPcap(const LiveSourceConfig& cfg) {
   std::vector<uint16_t> tunnel_udp_ports = cfg.vxlan_ports;
-  tunnel_udp_ports.insert(tunnel_udp_ports.end(), cfg.geneve_ports.begin(),
-                          cfg.geneve_ports.end());
+  tunnel_udp_ports.insert(tunnel_udp_ports.end(), cfg.geneve_ports.begin(), cfg.geneve_ports.end());
   auto src = PcapLiveSource::Open(cfg.interface,
                                   cfg.any_port ? std::span<const uint16_t>() : std::span(cfg.ports),
                                   cfg.buffer_bytes, tunnel_udp_ports);

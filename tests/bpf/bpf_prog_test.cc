@@ -235,9 +235,7 @@ std::vector<Case> Cases() {
 
   // ---- Tunnels: the inner connection (kFlow) is found and decided on; the whole outer frame
   // (up to the snap) is what passes, so the parser sees the tunnel too. ----
-  const auto tun = [](abi::pgtls_tunnel type) {
-    return static_cast<S>(abi::TunnelStat(type));
-  };
+  const auto tun = [](abi::pgtls_tunnel type) { return static_cast<S>(abi::TunnelStat(type)); };
   const auto whole = [](const std::vector<uint8_t>& f) { return static_cast<uint32_t>(f.size()); };
   const auto vx = [](const std::vector<uint8_t>& eth, bool outer6 = false, uint16_t port = 4789) {
     return w::Outer(outer6, 17, w::Udp(port, w::Vxlan(4242, eth)));
@@ -275,7 +273,10 @@ std::vector<Case> Cases() {
                 abi::PGTLS_FLOW_HANDSHAKE,
                 300});
   {
-    Case c{"gre key checksum sequence, ipv4 ipv6 and ethernet (gretap) payloads", {}, {}, {},
+    Case c{"gre key checksum sequence, ipv4 ipv6 and ethernet (gretap) payloads",
+           {},
+           {},
+           {},
            std::nullopt};
     for (uint32_t flags : {0u, w::kGreC, w::kGreK, w::kGreS, w::kGreC | w::kGreK | w::kGreS}) {
       auto f = w::Outer(false, 47, w::Gre(flags, 0x0800, 0x01020304, ip(data100)));
@@ -323,8 +324,8 @@ std::vector<Case> Cases() {
                 abi::PGTLS_FLOW_HANDSHAKE,
                 200});
   const auto qinq = vx(w::Ethernet(ip(data100), false, /*qinq=*/true));
-  const auto nested = w::Outer(true, 47, w::Gre(w::kGreK, 0x0800, 1, w::StripEthernet(vx(
-                                                                        data100.Build()))));
+  const auto nested =
+      w::Outer(true, 47, w::Gre(w::kGreK, 0x0800, 1, w::StripEthernet(vx(data100.Build()))));
   cs.push_back({"qinq inside vxlan; vxlan inside gre",
                 {{qinq, whole(qinq)}, {nested, whole(nested)}},
                 {{S::PGTLS_STAT_PKTS_PASSED, 2},
@@ -345,7 +346,7 @@ std::vector<Case> Cases() {
                 100});
   cs.push_back(
       {"truncated tunnel headers dropped and counted",
-       {{Cut(vx(data100.Build()), 14 + 20 + 8 + 4), 0},  // in the VXLAN header
+       {{Cut(vx(data100.Build()), 14 + 20 + 8 + 4), 0},      // in the VXLAN header
         {Cut(vx(data100.Build()), 14 + 20 + 8 + 8 + 6), 0},  // in the inner Ethernet header
         {Cut(gen_eth, 14 + 20 + 8 + 8 + 4), 0},              // in the GENEVE options
         {Cut(w::Outer(false, 47, w::Gre(w::kGreK, 0x0800, 1, ip(data100))), 14 + 20 + 2), 0},
@@ -367,12 +368,12 @@ std::vector<Case> Cases() {
           {w::Outer(false, 47, w::Gre(1, 0x0800, 0, ip(data100))), 0},  // GRE version 1
           {bad_erspan2, 0},
           {long_udp, 0},
-          {w::Outer(false, 47, w::Gre(0, 0x880b, 0, ip(data100))), 0},  // PPP
+          {w::Outer(false, 47, w::Gre(0, 0x880b, 0, ip(data100))), 0},                // PPP
           {w::Outer(false, 17, w::Udp(6081, w::Geneve(1, 0x8847, ip(data100)))), 0},  // MPLS
           {w::Outer(false, 47, w::Erspan3(5, false, data100.Build(), 1)), 0},  // frame type 1
           {w::Outer(false, 47, w::Gre(0, 0x0800, 0, ip(data100)), w::kIpv4FlagMf), 0},
           {w::Outer(false, 17, w::Udp(4789, w::Vxlan(1, data100.Build())), w::kIpv4FlagMf), 0},
-          {w::Outer(false, 4, ip(data100), 100), 0},   // IPIP, a later fragment
+          {w::Outer(false, 4, ip(data100), 100), 0},    // IPIP, a later fragment
           {w::Outer(false, 17, ip(data100), 100), 0}},  // UDP, a later fragment: no ports
          {{S::PGTLS_STAT_PKTS_PASSED, 1},
           {S::PGTLS_STAT_PKTS_IGNORED, 1},
@@ -407,14 +408,13 @@ std::vector<Case> Cases() {
          100,
          3});
     const uint32_t pre = static_cast<uint32_t>(vx600.size() - data600.Build().size());
-    cs.push_back({"per-direction cap counts inner payload of wrapped frames",
-                  {{vx600, whole(vx600)},
-                   {vx600, pre + Hdr(data600) + 400},
-                   {vx(data100.Build()), 0}},
-                  {{S::PGTLS_STAT_PKTS_CUT, 1}, {tun(abi::PGTLS_TUNNEL_VXLAN), 3}},
-                  {{D::PGTLS_DROP_CAP_REACHED, 1}},
-                  abi::PGTLS_FLOW_HANDSHAKE,
-                  kCap});
+    cs.push_back(
+        {"per-direction cap counts inner payload of wrapped frames",
+         {{vx600, whole(vx600)}, {vx600, pre + Hdr(data600) + 400}, {vx(data100.Build()), 0}},
+         {{S::PGTLS_STAT_PKTS_CUT, 1}, {tun(abi::PGTLS_TUNNEL_VXLAN), 3}},
+         {{D::PGTLS_DROP_CAP_REACHED, 1}},
+         abi::PGTLS_FLOW_HANDSHAKE,
+         kCap});
   }
   return cs;
 }

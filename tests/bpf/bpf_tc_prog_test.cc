@@ -219,7 +219,8 @@ TEST_F(BpfTcProgTest, WrappedFramesCopiedWholeUntilTheInnerFlowIsDone) {
   const auto syn = C2S().Flags(t::kTcpSyn).Build();
   const auto data = C2S().Flags(t::kTcpPsh | t::kTcpAck).Payload(100).Build();
   const auto vx_syn = w::Outer(false, 17, w::Udp(4789, w::Vxlan(7, syn)));
-  const auto gre = w::Outer(true, 47, w::Gre(w::kGreK | w::kGreC, 0x0800, 5, w::StripEthernet(data)));
+  const auto gre =
+      w::Outer(true, 47, w::Gre(w::kGreK | w::kGreC, 0x0800, 5, w::StripEthernet(data)));
   const auto erspan = w::Outer(false, 47, w::Erspan3(9, true, data));
   const auto ipip = w::Outer(false, 4, w::StripEthernet(data));
   for (const auto* f : {&vx_syn, &gre, &erspan, &ipip}) EXPECT_EQ(Run(*f), kTcActUnspec);
@@ -230,13 +231,10 @@ TEST_F(BpfTcProgTest, WrappedFramesCopiedWholeUntilTheInnerFlowIsDone) {
   EXPECT_EQ(recs[1].ev.protocol, 0x86dd);  // the outer frame's
   EXPECT_EQ(recs[2].data, erspan);
   EXPECT_EQ(recs[3].data, ipip);
-  EXPECT_EQ(Sum(skel_->maps.stats_pcpu, abi::TunnelStat(abi::PGTLS_TUNNEL_VXLAN)),
-            1u);
+  EXPECT_EQ(Sum(skel_->maps.stats_pcpu, abi::TunnelStat(abi::PGTLS_TUNNEL_VXLAN)), 1u);
   EXPECT_EQ(Sum(skel_->maps.stats_pcpu, abi::TunnelStat(abi::PGTLS_TUNNEL_GRE)), 1u);
-  EXPECT_EQ(Sum(skel_->maps.stats_pcpu, abi::TunnelStat(abi::PGTLS_TUNNEL_ERSPAN)),
-            1u);
-  EXPECT_EQ(Sum(skel_->maps.stats_pcpu, abi::TunnelStat(abi::PGTLS_TUNNEL_IPIP)),
-            1u);
+  EXPECT_EQ(Sum(skel_->maps.stats_pcpu, abi::TunnelStat(abi::PGTLS_TUNNEL_ERSPAN)), 1u);
+  EXPECT_EQ(Sum(skel_->maps.stats_pcpu, abi::TunnelStat(abi::PGTLS_TUNNEL_IPIP)), 1u);
   auto v = pgtlsmon::capture::bpf_maps::LookupFlow(bpf_map__fd(skel_->maps.flows_lru), kFlow);
   ASSERT_TRUE(v.ok());  // keyed by the inner connection
   EXPECT_EQ(v->passed_payload[abi::PGTLS_DIR_LO_TO_HI], 300u);
@@ -253,8 +251,9 @@ TEST_F(BpfTcProgTest, WrappedFramesCopiedWholeUntilTheInnerFlowIsDone) {
   ASSERT_EQ(recs.size(), 1u);  // only the FIN, its headers: outer + inner up to TCP
   const size_t fin_pre = vx_fin.size() - fin.Build().size();
   EXPECT_EQ(recs[0].ev.caplen, fin_pre + fin.HeaderLen());
-  EXPECT_EQ(recs[0].data, std::vector<uint8_t>(vx_fin.begin(), vx_fin.begin() +
-                                                   static_cast<std::ptrdiff_t>(recs[0].ev.caplen)));
+  EXPECT_EQ(recs[0].data,
+            std::vector<uint8_t>(vx_fin.begin(),
+                                 vx_fin.begin() + static_cast<std::ptrdiff_t>(recs[0].ev.caplen)));
   EXPECT_EQ(Sum(skel_->maps.stats_pcpu, abi::PGTLS_STAT_PKTS_SKIPPED), 2u);
   EXPECT_EQ(Sum(skel_->maps.stats_pcpu, abi::PGTLS_STAT_BYTES_SKIPPED),
             vx_bulk.size() + w::Outer(false, 47, w::Erspan2(1, bulk)).size());
