@@ -81,11 +81,13 @@ struct TrackerFlags {
         ->check(CLI::Range(size_t{1024}, size_t{1} << 24));
     cmd->add_option("--vxlan-ports", vxlan_ports,
                     "UDP destination ports whose datagrams are decapsulated as VXLAN, "
-                    "comma-separated (replaces the default)")
+                    "comma-separated (replaces the default; at most 8 with --capture ebpf, "
+                    "whose programs decapsulate in the kernel)")
         ->capture_default_str();
     cmd->add_option("--geneve-ports", geneve_ports,
                     "UDP destination ports whose datagrams are decapsulated as GENEVE, "
-                    "comma-separated (replaces the default)")
+                    "comma-separated (replaces the default; at most 8 with --capture ebpf, "
+                    "whose programs decapsulate in the kernel)")
         ->capture_default_str();
   }
   bool Apply(parser::FlowTrackerConfig* cfg, std::string* err) const {

@@ -14,6 +14,7 @@ exporter::PipelineStats CollectStats(const capture::LiveStats& source, const Inp
   cs.skipped_packets = source.skipped_packets;
   cs.skipped_bytes = source.skipped_bytes;
   cs.drops = source.drops;
+  cs.tunnel_packets = source.tunnel_packets;
   cs.read_errors = source.read_errors;
   ps.parse = input.decode;
   constexpr auto kReasons = static_cast<size_t>(parser::EvictionReason::kCount);

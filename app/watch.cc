@@ -160,9 +160,8 @@ absl::StatusOr<std::unique_ptr<capture::LiveSource>> OpenSource(const WatchOptio
   cfg.ports = opts.tracker.ports;
   cfg.any_port = opts.tracker.any_port;
   cfg.buffer_bytes = static_cast<size_t>(opts.buffer_mib) << 20;
-  cfg.tunnel_udp_ports = opts.tracker.decap.vxlan_ports;
-  cfg.tunnel_udp_ports.insert(cfg.tunnel_udp_ports.end(), opts.tracker.decap.geneve_ports.begin(),
-                              opts.tracker.decap.geneve_ports.end());
+  cfg.vxlan_ports = opts.tracker.decap.vxlan_ports;  // the same ports as the parser's
+  cfg.geneve_ports = opts.tracker.decap.geneve_ports;
   return capture::OpenLiveSource(cfg, note);
 }
 

@@ -19,10 +19,20 @@ for the run (restored after) and each program's run_cnt/run_time_ns (bpftool pro
 in-kernel cost per packet: the socket filter's and the two TC programs'. Needs root.
 
     sudo /usr/bin/python3 bench/ebpf_vs_pcap.py --pgtlsmon build/pgtlsmon [--rows 1000000]
+
+With --vxlan PORT the same traffic crosses a VXLAN overlay (UDP PORT, VNI 42; devices k15vx0 in
+both namespaces over the veth, which keeps only the underlay addresses 10.215.0.1/.2): PostgreSQL's
+10.201.0.1 lives on the VXLAN device, the monitors still watch the veth, so they see every packet
+wrapped (Ethernet / IPv4 / UDP / VXLAN / Ethernet / IPv4 / TCP), as a mirror target or a
+Kubernetes node's uplink does. The eBPF programs decapsulate in the kernel; libpcap passes the
+whole tunnel. Also printed: the first connection's handshake bytes (its frames up to the one
+completing the ServerHello, from a tcpdump of its first 40 packets on the inner interface, plus
+50 bytes of outer headers per frame when wrapped) and the eBPF bytes copied per connection.
 """
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -72,6 +82,8 @@ def main():
     ap.add_argument("--pgtlsmon", required=True)
     ap.add_argument("--rows", type=int, default=1000000, help="COPY rows of 1000 bytes")
     ap.add_argument("--connections", type=int, default=1)
+    ap.add_argument("--vxlan", type=int, default=0, metavar="PORT",
+                    help="carry the traffic in VXLAN on this UDP port (4789, 8472); 0: bare")
     ap.add_argument("--prog-stats", action="store_true",
                     help="enable kernel.bpf_stats_enabled for the run: per-program kernel cost")
     args = ap.parse_args()
@@ -96,6 +108,8 @@ def main():
 
 def run(args, binary, work):
     with ph.NetnsPair() as ns, ph.Harness(netns=ns) as h:
+        if args.vxlan:
+            netns_e2e.vxlan_overlay(ns, args.vxlan)
         srv = h.start_server()
         pre = ns.exec_prefix("server")
         ws = {}
@@ -118,10 +132,31 @@ def run(args, binary, work):
             sql = "COPY (SELECT repeat('x', 1000) FROM generate_series(1, %d)) TO STDOUT" % args.rows
             before = snap()
             t0 = time.time()
-            for _ in range(args.connections):
-                ph.run(netns_e2e.client_cmd(ns, h, sql), timeout=3600)
+            # The first connection's first 40 packets, as the inner interface sees them.
+            hs_pcap = os.path.join(work, "head.pcap")
+            inner = netns_e2e.VXLAN_DEV if args.vxlan else ns.server_veth
+            td = subprocess.Popen(pre + ["tcpdump", "-i", inner, "-n", "-U", "-c", "40", "-w",
+                                            hs_pcap, "tcp port %d" % srv.port],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     start_new_session=True)
+            for raw in td.stderr:
+                if b"listening on" in raw:
+                    break
+            for i in range(args.connections):
+                ph.run(netns_e2e.client_cmd(ns, h, sql, extra="ssl_min_protocol_version=TLSv1.3"),
+                       timeout=3600)
+                if i == 0:
+                    try:
+                        td.wait(10)
+                    finally:
+                        if td.poll() is None:
+                            td.kill()
+                            td.wait()
             wall = time.time() - t0
             after = snap()
+            tunnels = {k: ws[k].metric("pgtlsmon_capture_tunnel_packets_total",
+                                       source="ebpf:" + ns.server_veth, type="vxlan")
+                       for k in ("socket", "tc")}
             for w in ws.values():
                 w.stop()
         finally:
@@ -129,8 +164,18 @@ def run(args, binary, work):
                 w.close()
 
     gb = (after["pcap"]["bytes"] - before["pcap"]["bytes"]) / 1e9
-    print("traffic: %d connection(s) x COPY of %d rows x 1000 B over TLS; %.3f GB on the wire "
-          "(libpcap's count, link-layer header on), %.1f s wall" % (args.connections, args.rows, gb, wall))
+    hs_frames, hs_bytes = netns_e2e.handshake_bytes(hs_pcap, srv.port)
+    if args.vxlan:
+        hs_bytes += netns_e2e.VXLAN_OVERHEAD * hs_frames
+    print("traffic: %d connection(s) x COPY of %d rows x 1000 B over TLS 1.3%s; %.3f GB on the wire "
+          "(libpcap's count, link-layer header on), %.1f s wall" % (
+              args.connections, args.rows,
+              " in VXLAN (UDP %d, outer IPv4)" % args.vxlan if args.vxlan else " (bare)", gb, wall))
+    print("handshake: %d bytes in %d frames per connection (up to the ServerHello%s)" % (
+        hs_bytes, hs_frames, ", outer headers included" if args.vxlan else ""))
+    if args.vxlan:
+        print("decapsulated in the kernel (pgtlsmon_capture_tunnel_packets_total{type=vxlan}): "
+              "socket %d, tc %d" % (tunnels["socket"], tunnels["tc"]))
     print("%-6s %8s %8s %14s %10s %6s %8s %8s %10s %14s" % (
         "back", "user s", "sys s", "bytes copied", "packets", "drops", "wakeups", "wakes/s",
         "user s/GB", "bytes/GB"))
@@ -142,6 +187,18 @@ def run(args, binary, work):
         print("%-6s %8.2f %8.2f %14d %10d %6d %8d %8.1f %10.3f %14.0f" % (
             kind, user, sys_, nbytes, npk, a["drops"] - b["drops"], wakes, wakes / wall,
             user / gb, nbytes / gb))
+    for kind, _, _ in KINDS:  # the session logs: one record per connection, tunnel named
+        with open(os.path.join(work, kind + ".jsonl")) as f:
+            recs = [json.loads(line) for line in f if line.strip()]
+        bulk = [r for r in recs if r.get("tunnel") or not args.vxlan]
+        print("%s: %d session records, %d with a tunnel object" % (
+            kind, len(recs), sum(1 for r in recs if r.get("tunnel"))))
+        if len(bulk) != args.connections:
+            print("  WARNING: expected %d records" % args.connections)
+    for kind in ("socket", "tc"):
+        per_conn = (after[kind]["bytes"] - before[kind]["bytes"]) / args.connections
+        print("%s: %.0f bytes copied per connection = handshake %d + %.0f" % (
+            kind, per_conn, hs_bytes, per_conn - hs_bytes))
     if args.prog_stats:
         print("in-kernel program cost (kernel.bpf_stats_enabled=1; run_time_ns / run_cnt):")
         for name in sorted(after["progs"]):

@@ -27,9 +27,27 @@
 #define PGTLS_ETH_P_IPV6 0x86DDu
 #define PGTLS_ETH_P_8021Q 0x8100u
 #define PGTLS_ETH_P_8021AD 0x88A8u
+#define PGTLS_ETH_P_QINQ_OLD 0x9100u /* pre-standard QinQ */
+#define PGTLS_ETH_P_TEB 0x6558u /* transparent Ethernet bridging: GRETAP, GENEVE */
+#define PGTLS_ETH_P_ERSPAN2 0x88BEu /* ERSPAN type I (no GRE sequence) and II */
+#define PGTLS_ETH_P_ERSPAN3 0x22EBu
+
+/* Tunnels (the parser's parser/packet_decoder.cc is the reference for every layout here). */
+#define PGTLS_MAX_TUNNEL_DEPTH 4 /* = parser::kMaxTunnelDepth; one deeper is dropped */
+#define PGTLS_UDP_HLEN 8u
+#define PGTLS_VXLAN_HLEN 8u
+#define PGTLS_GENEVE_HLEN 8u
+#define PGTLS_GRE_MIN_HLEN 4u
+#define PGTLS_ERSPAN2_HLEN 8u
+#define PGTLS_ERSPAN3_HLEN 12u
+#define PGTLS_ERSPAN3_SUBHDR_LEN 8u
 
 #define PGTLS_IPPROTO_HOPOPTS 0u
+#define PGTLS_IPPROTO_IPIP 4u
 #define PGTLS_IPPROTO_TCP 6u
+#define PGTLS_IPPROTO_UDP 17u
+#define PGTLS_IPPROTO_IPV6 41u
+#define PGTLS_IPPROTO_GRE 47u
 #define PGTLS_IPPROTO_ROUTING 43u
 #define PGTLS_IPPROTO_FRAGMENT 44u
 #define PGTLS_IPPROTO_AH 51u
@@ -47,6 +65,24 @@ enum pgtls_parse {
 	PGTLS_PARSE_TRUNCATED = 2, /* a length field contradicts the header */
 	PGTLS_PARSE_FRAGMENT = 3, /* non-first fragment */
 	PGTLS_PARSE_EXT_LIMIT = 4,
+	PGTLS_PARSE_BAD_HEADER = 5, /* a tunnel header with an impossible version or flag */
+	PGTLS_PARSE_UNSUPPORTED = 6, /* a tunnel carrying a protocol we do not decode */
+};
+
+/* What follows a tunnel header (or the capture's link layer). */
+enum pgtls_next {
+	PGTLS_NEXT_ETH = 0, /* Ethernet (+ VLAN tags) */
+	PGTLS_NEXT_IPV4 = 1,
+	PGTLS_NEXT_IPV6 = 2,
+	PGTLS_NEXT_IP_BY_VERSION = 3, /* IPv4 or IPv6, as the first nibble says */
+};
+
+/* A tunnel header's facts: its length and what it carries. */
+struct pgtls_tunnel_hdr {
+	__u32 hdr_len; /* bytes from the tunnel header's first byte to its payload */
+	__u32 next; /* enum pgtls_next */
+	__u32 type; /* enum pgtls_tunnel (pgtls_abi.h) */
+	__u32 erspan; /* GRE only: 0, or the ERSPAN type (1, 2, 3) whose header follows */
 };
 
 struct pgtls_l3 {
@@ -57,8 +93,12 @@ struct pgtls_l3 {
 	__u32 l3_len;
 	__u8 proto; /* the L4 protocol (after IPv6 extension headers) */
 	__u8 is_v6;
-	__u8 pad[2];
+	__u8 frag; /* 0, or a fragment: PGTLS_FRAG_FIRST (more follow) or PGTLS_FRAG_LATER */
+	__u8 pad;
 };
+
+#define PGTLS_FRAG_FIRST 1u /* offset 0, more fragments follow */
+#define PGTLS_FRAG_LATER 2u /* offset != 0: no L4 header here */
 
 struct pgtls_l4 {
 	__u16 sport; /* host order */
@@ -75,11 +115,18 @@ PGTLS_INLINE __u16 pgtls_be16(const __u8 *b)
 
 PGTLS_INLINE int pgtls_is_vlan(__u16 proto)
 {
-	return proto == PGTLS_ETH_P_8021Q || proto == PGTLS_ETH_P_8021AD;
+	return proto == PGTLS_ETH_P_8021Q || proto == PGTLS_ETH_P_8021AD ||
+	       proto == PGTLS_ETH_P_QINQ_OLD;
 }
 
-/* b: the 20 bytes of an IPv4 header without options. */
-PGTLS_INLINE int pgtls_parse_ipv4(const __u8 *b, struct pgtls_l3 *l3)
+PGTLS_INLINE __u32 pgtls_be32(const __u8 *b)
+{
+	return ((__u32)b[0] << 24) | ((__u32)b[1] << 16) | ((__u32)b[2] << 8) | (__u32)b[3];
+}
+
+/* b: the 20 bytes of an IPv4 header without options; any L4 protocol. l3->frag says whether it
+ * is a fragment (MF set or offset != 0). */
+PGTLS_INLINE int pgtls_parse_ipv4_any(const __u8 *b, struct pgtls_l3 *l3)
 {
 	__u32 ihl;
 	__u32 frag;
@@ -109,10 +156,22 @@ PGTLS_INLINE int pgtls_parse_ipv4(const __u8 *b, struct pgtls_l3 *l3)
 		l3->saddr[12 + i] = b[12 + i];
 		l3->daddr[12 + i] = b[16 + i];
 	}
+	frag = pgtls_be16(b + 6);
+	l3->frag = (frag & 0x1fffu) != 0 ? PGTLS_FRAG_LATER :
+		   (frag & 0x2000u) != 0 ? PGTLS_FRAG_FIRST : 0; /* offset, MF */
+	return PGTLS_PARSE_OK;
+}
+
+/* The same for TCP only: NOT_OURS for other protocols, FRAGMENT for a non-first fragment. */
+PGTLS_INLINE int pgtls_parse_ipv4(const __u8 *b, struct pgtls_l3 *l3)
+{
+	int r = pgtls_parse_ipv4_any(b, l3);
+
+	if (r != PGTLS_PARSE_OK)
+		return r;
 	if (l3->proto != PGTLS_IPPROTO_TCP)
 		return PGTLS_PARSE_NOT_OURS;
-	frag = pgtls_be16(b + 6) & 0x1fffu; /* fragment offset in 8-byte units */
-	if (frag != 0)
+	if (l3->frag == PGTLS_FRAG_LATER)
 		return PGTLS_PARSE_FRAGMENT;
 	return PGTLS_PARSE_OK;
 }
@@ -130,6 +189,7 @@ PGTLS_INLINE int pgtls_parse_ipv6(const __u8 *b, struct pgtls_l3 *l3)
 	l3->hdr_len = PGTLS_IPV6_HLEN;
 	l3->proto = b[6];
 	l3->is_v6 = 1;
+	l3->frag = 0;
 	for (i = 0; i < 16; i++) {
 		l3->saddr[i] = b[8 + i];
 		l3->daddr[i] = b[24 + i];
@@ -145,14 +205,18 @@ PGTLS_INLINE int pgtls_ipv6_is_ext(__u8 nexthdr)
 }
 
 /* One IPv6 extension header of type `type` whose first 8 bytes are b. Stores its length and
- * next header. */
-PGTLS_INLINE int pgtls_ipv6_ext(__u8 type, const __u8 *b, __u32 *len, __u8 *next)
+ * next header. A fragment header: FRAGMENT for a non-first fragment; a first fragment (M set)
+ * is OK with *first_frag = 1 (an atomic fragment, neither, is no fragment). */
+PGTLS_INLINE int pgtls_ipv6_ext_frag(__u8 type, const __u8 *b, __u32 *len, __u8 *next,
+				     __u8 *first_frag)
 {
 	*next = b[0];
 	if (type == PGTLS_IPPROTO_FRAGMENT) {
 		*len = 8;
 		if ((pgtls_be16(b + 2) & 0xfff8u) != 0) /* offset != 0 */
 			return PGTLS_PARSE_FRAGMENT;
+		if ((pgtls_be16(b + 2) & 1u) != 0) /* M: more fragments */
+			*first_frag = 1;
 		return PGTLS_PARSE_OK;
 	}
 	if (type == PGTLS_IPPROTO_AH) {
@@ -160,6 +224,130 @@ PGTLS_INLINE int pgtls_ipv6_ext(__u8 type, const __u8 *b, __u32 *len, __u8 *next
 		return PGTLS_PARSE_OK;
 	}
 	*len = ((__u32)b[1] + 1u) * 8u;
+	return PGTLS_PARSE_OK;
+}
+
+PGTLS_INLINE int pgtls_ipv6_ext(__u8 type, const __u8 *b, __u32 *len, __u8 *next)
+{
+	__u8 first = 0;
+
+	return pgtls_ipv6_ext_frag(type, b, len, next, &first);
+}
+
+/* ---- Tunnel headers. Each takes the header's first bytes (the count its comment gives),
+ * fills *t and returns PGTLS_PARSE_OK, BAD_HEADER or UNSUPPORTED. ---- */
+
+/* What an Ethernet type inside a tunnel (GRE, GENEVE) leads to; -1: not decoded. */
+PGTLS_INLINE int pgtls_next_from_ethertype(__u16 type)
+{
+	if (type == PGTLS_ETH_P_TEB)
+		return PGTLS_NEXT_ETH;
+	if (type == PGTLS_ETH_P_IP)
+		return PGTLS_NEXT_IPV4;
+	if (type == PGTLS_ETH_P_IPV6)
+		return PGTLS_NEXT_IPV6;
+	return -1;
+}
+
+PGTLS_INLINE int pgtls_port_in(const volatile __u16 *ports, __u32 nports, __u16 port)
+{
+	__u32 i;
+
+	for (i = 0; i < PGTLS_MAX_PORTS; i++) {
+		if (i >= nports)
+			break;
+		if (ports[i] == port)
+			return 1;
+	}
+	return 0;
+}
+
+/* b: 8 bytes. VXLAN: the I flag must be set; Ethernet follows. */
+PGTLS_INLINE int pgtls_parse_vxlan(const __u8 *b, struct pgtls_tunnel_hdr *t)
+{
+	t->type = PGTLS_TUNNEL_VXLAN;
+	t->hdr_len = PGTLS_VXLAN_HLEN;
+	t->next = PGTLS_NEXT_ETH;
+	t->erspan = 0;
+	return (b[0] & 0x08u) != 0 ? PGTLS_PARSE_OK : PGTLS_PARSE_BAD_HEADER;
+}
+
+/* b: the 8 fixed bytes. GENEVE: version 0, options (b[0] & 0x3f words) skipped. */
+PGTLS_INLINE int pgtls_parse_geneve(const __u8 *b, struct pgtls_tunnel_hdr *t)
+{
+	int next = pgtls_next_from_ethertype(pgtls_be16(b + 2));
+
+	t->type = PGTLS_TUNNEL_GENEVE;
+	t->hdr_len = PGTLS_GENEVE_HLEN + (__u32)(b[0] & 0x3fu) * 4u;
+	t->next = PGTLS_NEXT_ETH;
+	t->erspan = 0;
+	if ((b[0] >> 6) != 0)
+		return PGTLS_PARSE_BAD_HEADER;
+	if (next < 0)
+		return PGTLS_PARSE_UNSUPPORTED;
+	t->next = (__u32)next;
+	return PGTLS_PARSE_OK;
+}
+
+/* b: the 4 fixed bytes. GRE (RFC 2784/2890): checksum, key, sequence each add 4 bytes; version 0
+ * only (1 is PPTP), no RFC 1701 routing. ERSPAN (protocol 0x88be: type II with a sequence number,
+ * type I without; 0x22eb: type III) is reported in t->erspan, its header follows. */
+PGTLS_INLINE int pgtls_parse_gre(const __u8 *b, struct pgtls_tunnel_hdr *t)
+{
+	__u16 flags = pgtls_be16(b);
+	__u16 proto = pgtls_be16(b + 2);
+	int next = pgtls_next_from_ethertype(proto);
+
+	t->type = PGTLS_TUNNEL_GRE;
+	t->hdr_len = PGTLS_GRE_MIN_HLEN + ((flags & 0x8000u) ? 4u : 0u) +
+		     ((flags & 0x2000u) ? 4u : 0u) + ((flags & 0x1000u) ? 4u : 0u);
+	t->next = PGTLS_NEXT_ETH;
+	t->erspan = 0;
+	if ((flags & 0x7u) != 0)
+		return PGTLS_PARSE_BAD_HEADER;
+	if ((flags & 0x4000u) != 0)
+		return PGTLS_PARSE_UNSUPPORTED;
+	if (proto == PGTLS_ETH_P_ERSPAN2) {
+		t->erspan = (flags & 0x1000u) ? 2 : 1;
+		t->type = PGTLS_TUNNEL_ERSPAN;
+		return PGTLS_PARSE_OK;
+	}
+	if (proto == PGTLS_ETH_P_ERSPAN3) {
+		t->erspan = 3;
+		t->type = PGTLS_TUNNEL_ERSPAN;
+		return PGTLS_PARSE_OK;
+	}
+	if (next < 0)
+		return PGTLS_PARSE_UNSUPPORTED;
+	t->next = (__u32)next;
+	return PGTLS_PARSE_OK;
+}
+
+/* The ERSPAN header of `type` (1: none, 2: 8 bytes, 3: 12 bytes + an optional 8-byte platform
+ * subheader) whose first 12 bytes (type 3; 8 for type 2; none for type 1) are b. */
+PGTLS_INLINE int pgtls_parse_erspan(__u32 type, const __u8 *b, struct pgtls_tunnel_hdr *t)
+{
+	__u32 frame_type;
+
+	t->type = PGTLS_TUNNEL_ERSPAN;
+	t->next = PGTLS_NEXT_ETH;
+	t->erspan = 0;
+	if (type == 1) {
+		t->hdr_len = 0;
+		return PGTLS_PARSE_OK;
+	}
+	if (type == 2) {
+		t->hdr_len = PGTLS_ERSPAN2_HLEN;
+		return (b[0] >> 4) == 1 ? PGTLS_PARSE_OK : PGTLS_PARSE_BAD_HEADER;
+	}
+	t->hdr_len = PGTLS_ERSPAN3_HLEN + ((b[11] & 1u) ? PGTLS_ERSPAN3_SUBHDR_LEN : 0u);
+	if ((b[0] >> 4) != 2)
+		return PGTLS_PARSE_BAD_HEADER;
+	frame_type = (pgtls_be16(b + 10) >> 10) & 0x1fu;
+	if (frame_type == 2)
+		t->next = PGTLS_NEXT_IP_BY_VERSION;
+	else if (frame_type != 0)
+		return PGTLS_PARSE_UNSUPPORTED;
 	return PGTLS_PARSE_OK;
 }
 

@@ -16,8 +16,10 @@
 
 #include <linux/types.h>
 
-/* 2: PGTLS_DROP_RINGBUF_FULL (drops_pcpu grew by one slot), struct pgtls_pkt_event. */
-#define PGTLS_ABI_VERSION 2u
+/* 2: PGTLS_DROP_RINGBUF_FULL (drops_pcpu grew by one slot), struct pgtls_pkt_event.
+ * 3: decapsulation: PGTLS_STAT_TUNNEL_* (stats_pcpu), PGTLS_DROP_TUNNEL_* (drops_pcpu),
+ *    cfg_vxlan_ports / cfg_geneve_ports in .rodata. */
+#define PGTLS_ABI_VERSION 3u
 
 #define PGTLS_MAX_PORTS 8u
 /* Per direction: a full TLS record (16 KiB + 5) plus headroom for the PostgreSQL preamble
@@ -53,6 +55,16 @@ struct pgtls_flow_value {
 	__u64 skipped_bytes; /* their skb->len */
 }; /* 48 bytes */
 
+/* Encapsulations the programs strip (the parser's TunnelType, same order, without kNone). */
+enum pgtls_tunnel {
+	PGTLS_TUNNEL_VXLAN = 0,
+	PGTLS_TUNNEL_GENEVE,
+	PGTLS_TUNNEL_GRE, /* GRE with an IPv4, IPv6 or Ethernet (GRETAP) payload */
+	PGTLS_TUNNEL_ERSPAN, /* types I, II, III (GRE protocols 0x88be, 0x22eb) */
+	PGTLS_TUNNEL_IPIP, /* IPv4 or IPv6 in IPv4 (4, 41: SIT) or IPv6 */
+	PGTLS_TUNNEL_MAX,
+};
+
 /* Per-CPU counters (stats_pcpu), indexed by this enum. Bytes are skb->len: the frame from its
  * link-layer header, a whole GSO/GRO super-packet counted once. */
 enum pgtls_stat {
@@ -65,6 +77,10 @@ enum pgtls_stat {
 	PGTLS_STAT_PKTS_CUT, /* passed, but payload cut at the per-direction cap */
 	PGTLS_STAT_PKTS_IGNORED, /* not IP/TCP, or no monitored port: not ours */
 	PGTLS_STAT_FLOWS_CREATED,
+	/* Packets decapsulated, by enum pgtls_tunnel (each layer stripped counts once, whatever
+	 * the inner packet turns out to be), as the parser's pgtlsmon_tunnel_packets_total. */
+	PGTLS_STAT_TUNNEL_FIRST,
+	PGTLS_STAT_TUNNEL_LAST = PGTLS_STAT_TUNNEL_FIRST + PGTLS_TUNNEL_MAX - 1,
 	PGTLS_STAT_MAX,
 };
 
@@ -76,6 +92,12 @@ enum pgtls_drop_reason {
 	PGTLS_DROP_IPV6_EXT_LIMIT, /* too many IPv6 extension headers to find TCP */
 	PGTLS_DROP_FRAGMENT, /* non-first IP fragment: no TCP header to classify */
 	PGTLS_DROP_RINGBUF_FULL, /* TC attach point: bpf_ringbuf_output failed (ring full) */
+	/* Encapsulated packets (any inner port: the inner connection is not known yet). */
+	PGTLS_DROP_TUNNEL_TOO_DEEP, /* more than PGTLS_MAX_TUNNEL_DEPTH (4) encapsulations */
+	PGTLS_DROP_TUNNEL_TRUNCATED, /* a UDP/VXLAN/GENEVE/GRE/ERSPAN header cut short */
+	PGTLS_DROP_TUNNEL_BAD_HEADER, /* bad version or flags, UDP length beyond the IP packet */
+	PGTLS_DROP_TUNNEL_UNSUPPORTED, /* unknown GRE/GENEVE protocol, ERSPAN frame type, ... */
+	PGTLS_DROP_TUNNEL_FRAGMENT, /* an outer IP fragment carrying a tunnel (not reassembled) */
 	PGTLS_DROP_MAX,
 };
 
@@ -107,8 +129,8 @@ struct pgtls_pkt_event {
 _Static_assert(sizeof(struct pgtls_flow_key) == 36, "pgtls_flow_key ABI size");
 _Static_assert(sizeof(struct pgtls_flow_value) == 48, "pgtls_flow_value ABI size");
 _Static_assert(__builtin_offsetof(struct pgtls_flow_value, passed_payload) == 8, "ABI offset");
-_Static_assert(PGTLS_STAT_MAX == 9, "stats_pcpu size");
-_Static_assert(PGTLS_DROP_MAX == 6, "drops_pcpu size");
+_Static_assert(PGTLS_STAT_MAX == 14, "stats_pcpu size");
+_Static_assert(PGTLS_DROP_MAX == 11, "drops_pcpu size");
 _Static_assert(sizeof(struct pgtls_pkt_event) == 24, "pgtls_pkt_event ABI size");
 _Static_assert(__builtin_offsetof(struct pgtls_pkt_event, caplen) == 16, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pgtls_pkt_event, protocol) == 20, "ABI offset");

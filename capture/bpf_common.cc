@@ -55,6 +55,10 @@ absl::StatusOr<LiveStats> EbpfSource::ReadCounters() {
     s.drops.emplace_back(abi::ToString(static_cast<abi::pgtls_drop_reason>(i)), st->drops[i]);
   }
   s.drops.emplace_back("ring_full", st->ring_drops);
+  for (size_t i = 0; i < st->tunnel_packets.size(); ++i) {
+    s.tunnel_packets.emplace_back(abi::ToString(static_cast<abi::pgtls_tunnel>(i)),
+                                  st->tunnel_packets[i]);
+  }
   return s;
 }
 
@@ -65,6 +69,11 @@ absl::Status CheckConfig(const EbpfConfig& cfg) {
     return absl::InvalidArgumentError(absl::StrCat("eBPF capture: at most ", PGTLS_MAX_PORTS,
                                                    " ports (got ", cfg.ports.size(),
                                                    "); use --ports any"));
+  }
+  if (cfg.vxlan_ports.size() > PGTLS_MAX_PORTS || cfg.geneve_ports.size() > PGTLS_MAX_PORTS) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "eBPF capture: at most ", PGTLS_MAX_PORTS, " VXLAN and ", PGTLS_MAX_PORTS,
+        " GENEVE ports (got ", cfg.vxlan_ports.size(), " and ", cfg.geneve_ports.size(), ")"));
   }
   if (cfg.ports.empty() && !cfg.any_port) {
     return absl::InvalidArgumentError("eBPF capture: no ports to monitor");
@@ -247,6 +256,9 @@ absl::Status ReadCounters(int stats_fd, int drops_fd, BpfStats* out) {
   out->packets_cut = st[abi::PGTLS_STAT_PKTS_CUT];
   out->packets_ignored = st[abi::PGTLS_STAT_PKTS_IGNORED];
   out->flows_created = st[abi::PGTLS_STAT_FLOWS_CREATED];
+  for (size_t t = 0; t < abi::kNumTunnels; ++t) {
+    out->tunnel_packets[t] = st[abi::PGTLS_STAT_TUNNEL_FIRST + t];
+  }
   return absl::OkStatus();
 }
 

@@ -35,6 +35,10 @@ struct EbpfConfig {
   uint32_t per_dir_cap = PGTLS_DEFAULT_PER_DIR_CAP;    // payload bytes per direction, handshake
   uint32_t flow_entries = PGTLS_DEFAULT_FLOW_ENTRIES;  // LRU flow map size
   size_t ring_bytes = size_t{8} << 20;                 // the ring to user space
+  // UDP destination ports of VXLAN and GENEVE the programs decapsulate (--vxlan-ports,
+  // --geneve-ports: the parser's DecapConfig); at most PGTLS_MAX_PORTS (8) each, may be empty.
+  std::vector<uint16_t> vxlan_ports = {4789, 8472};
+  std::vector<uint16_t> geneve_ports = {6081};
 };
 
 // Cumulative counters. Kernel-side counters are summed over CPUs at each call.
@@ -49,6 +53,8 @@ struct BpfStats {
   uint64_t packets_ignored = 0;  // not IP/TCP on a monitored port
   uint64_t flows_created = 0;
   std::array<uint64_t, abi::kNumDropReasons> drops{};  // by abi::pgtls_drop_reason
+  // Packets decapsulated in the kernel, by abi::pgtls_tunnel (each layer stripped counts).
+  std::array<uint64_t, abi::kNumTunnels> tunnel_packets{};
   // Frames user space received, and frames lost because its ring was full (socket filter:
   // PACKET_STATISTICS tp_packets/tp_drops; TC: records read, drops[PGTLS_DROP_RINGBUF_FULL]).
   uint64_t ring_packets = 0;
@@ -135,6 +141,12 @@ absl::Status Configure(Rodata* ro, const EbpfConfig& cfg) {
   ro->cfg_nports = static_cast<uint32_t>(cfg.ports.size());
   ro->cfg_any_port = cfg.any_port ? 1 : 0;
   ro->cfg_per_dir_cap = cfg.per_dir_cap;
+  for (size_t i = 0; i < PGTLS_MAX_PORTS; ++i) {
+    ro->cfg_vxlan_ports[i] = i < cfg.vxlan_ports.size() ? cfg.vxlan_ports[i] : 0;
+    ro->cfg_geneve_ports[i] = i < cfg.geneve_ports.size() ? cfg.geneve_ports[i] : 0;
+  }
+  ro->cfg_nvxlan_ports = static_cast<uint32_t>(cfg.vxlan_ports.size());
+  ro->cfg_ngeneve_ports = static_cast<uint32_t>(cfg.geneve_ports.size());
   return absl::OkStatus();
 }
 

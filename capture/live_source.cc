@@ -62,6 +62,8 @@ absl::StatusOr<std::unique_ptr<LiveSource>> CreateEbpf(const LiveSourceConfig& c
   ec.any_port = cfg.any_port;
   ec.ports = cfg.ports;
   ec.ring_bytes = cfg.buffer_bytes;
+  ec.vxlan_ports = cfg.vxlan_ports;
+  ec.geneve_ports = cfg.geneve_ports;
   auto src = Source::Create(ec);
   if (!src.ok()) return src.status();
   return std::unique_ptr<LiveSource>(std::move(*src));
@@ -73,9 +75,11 @@ absl::StatusOr<std::unique_ptr<LiveSource>> OpenEbpf(const LiveSourceConfig& cfg
 }
 
 absl::StatusOr<std::unique_ptr<LiveSource>> OpenPcap(const LiveSourceConfig& cfg) {
+  std::vector<uint16_t> tunnel_udp_ports = cfg.vxlan_ports;
+  tunnel_udp_ports.insert(tunnel_udp_ports.end(), cfg.geneve_ports.begin(), cfg.geneve_ports.end());
   auto src = PcapLiveSource::Open(cfg.interface,
                                   cfg.any_port ? std::span<const uint16_t>() : std::span(cfg.ports),
-                                  cfg.buffer_bytes, cfg.tunnel_udp_ports);
+                                  cfg.buffer_bytes, tunnel_udp_ports);
   if (!src.ok()) return src.status();
   return std::unique_ptr<LiveSource>(std::move(*src));
 }

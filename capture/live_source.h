@@ -49,6 +49,9 @@ struct LiveStats {
   uint64_t skipped_packets = 0;  // of connections marked done: counted, never copied to us
   uint64_t skipped_bytes = 0;
   std::vector<std::pair<std::string, uint64_t>> drops;  // reason -> packets lost
+  // Packets the back end decapsulated itself, by tunnel type ("vxlan", ...; each layer stripped
+  // counts): the eBPF programs. Empty for libpcap (the parser decapsulates and counts).
+  std::vector<std::pair<std::string, uint64_t>> tunnel_packets;
   // Reads of the back end's counters (eBPF maps, pcap_stats) that failed: the values above are
   // then those of the last read that worked, never zeros.
   uint64_t read_errors = 0;
@@ -103,10 +106,11 @@ struct LiveSourceConfig {
   std::vector<uint16_t> ports = {5432};
   bool any_port = false;                   // every TCP connection (classification by content)
   size_t buffer_bytes = size_t{32} << 20;  // libpcap's kernel buffer, or the eBPF ring
-  // UDP ports of VXLAN and GENEVE: libpcap's filter also passes them, GRE and IP in IP, whose
-  // inner TCP ports it cannot see (the parser decapsulates). The eBPF programs do not
-  // decapsulate yet: tunnelled traffic needs the pcap back end.
-  std::vector<uint16_t> tunnel_udp_ports;
+  // UDP ports of VXLAN and GENEVE (--vxlan-ports, --geneve-ports). libpcap's filter passes
+  // them, GRE and IP in IP whole (it cannot see the inner TCP ports; the parser decapsulates);
+  // the eBPF programs decapsulate in the kernel and pass only the inner handshakes.
+  std::vector<uint16_t> vxlan_ports = {4789, 8472};
+  std::vector<uint16_t> geneve_ports = {6081};
 };
 
 // Opens the back end cfg.backend asks for. With "auto", a failure to load eBPF is explained in

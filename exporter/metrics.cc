@@ -221,6 +221,11 @@ struct Metrics::State : public prometheus::Collectable {
                                  "Failed reads of a capture source's own counters (eBPF maps, "
                                  "pcap_stats); its counters then hold the last values read.",
                                  MetricType::Counter);
+    auto capture_tunnels =
+        NewFamily("pgtlsmon_capture_tunnel_packets_total",
+                  "Packets the capture back end decapsulated in the kernel (eBPF), by tunnel type "
+                  "(each layer stripped counts).",
+                  MetricType::Counter);
     for (const CaptureSourceStats& src : s.sources) {
       const std::string source = ValidUtf8(src.source, kMaxCertLabelBytes);
       AddSample(&packets, {{"source", source}}, static_cast<double>(src.packets));
@@ -230,6 +235,11 @@ struct Metrics::State : public prometheus::Collectable {
       AddSample(&read_errors, {{"source", source}}, static_cast<double>(src.read_errors));
       for (const auto& [reason, n] : src.drops) {
         AddSample(&drops, {{"source", source}, {"reason", ValidUtf8(reason, kMaxCertLabelBytes)}},
+                  static_cast<double>(n));
+      }
+      for (const auto& [type, n] : src.tunnel_packets) {
+        AddSample(&capture_tunnels,
+                  {{"source", source}, {"type", ValidUtf8(type, kMaxCertLabelBytes)}},
                   static_cast<double>(n));
       }
     }
@@ -269,6 +279,7 @@ struct Metrics::State : public prometheus::Collectable {
                     &parse, &tunnels, &active, &evictions}) {
       out->push_back(std::move(*f));
     }
+    if (!capture_tunnels.metric.empty()) out->push_back(std::move(capture_tunnels));
     if (s.session_log_errors) {
       auto log_errors = NewFamily("pgtlsmon_session_log_errors_total",
                                   "Session records or flushes that failed to reach the session "

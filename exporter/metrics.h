@@ -45,6 +45,9 @@ struct CaptureSourceStats {
   uint64_t skipped_packets = 0;  // of connections whose record was final, not handed on
   uint64_t skipped_bytes = 0;
   std::vector<std::pair<std::string, uint64_t>> drops;  // reason -> packets lost
+  // Packets the capture back end decapsulated itself (the eBPF programs), by tunnel type:
+  // pgtlsmon_capture_tunnel_packets_total{source,type}. Empty: not exported for this source.
+  std::vector<std::pair<std::string, uint64_t>> tunnel_packets;
   // Reads of the source's own counters (eBPF maps, pcap_stats) that failed: the values above
   // are then the last ones read, never zeros. pgtlsmon_stats_read_errors_total.
   uint64_t read_errors = 0;

@@ -21,7 +21,9 @@
 
 #include "capture.skel.h"
 #include "capture/bpf_abi.h"
+#include "capture/bpf_common.h"
 #include "capture/bpf_source.h"
+#include "tests/bpf/tunnel_frames.h"
 #include "tests/testing/packet_builder.h"
 
 namespace {
@@ -30,6 +32,7 @@ using pgtlsmon::capture::BpfSource;
 using pgtlsmon::capture::FlowTuple;
 namespace abi = pgtlsmon::capture::abi;
 namespace t = pgtlsmon::testing;
+namespace w = pgtlsmon::testing::tunnel;
 
 constexpr uint32_t kCap = 1000;
 constexpr t::Ipv4Addr kClient{10, 0, 0, 1};
@@ -229,6 +232,190 @@ std::vector<Case> Cases() {
                 abi::PGTLS_FLOW_DONE,
                 0,
                 1});
+
+  // ---- Tunnels: the inner connection (kFlow) is found and decided on; the whole outer frame
+  // (up to the snap) is what passes, so the parser sees the tunnel too. ----
+  const auto tun = [](abi::pgtls_tunnel type) { return static_cast<S>(abi::TunnelStat(type)); };
+  const auto whole = [](const std::vector<uint8_t>& f) { return static_cast<uint32_t>(f.size()); };
+  const auto vx = [](const std::vector<uint8_t>& eth, bool outer6 = false, uint16_t port = 4789) {
+    return w::Outer(outer6, 17, w::Udp(port, w::Vxlan(4242, eth)));
+  };
+  const auto ip = [](const t::TcpFrame& f) { return w::StripEthernet(f.Build()); };
+  // An IPv4 header (192.0.2.1 -> .2, protocol 4) in front of an IPv4 packet.
+  const auto ipip = [](const std::vector<uint8_t>& p) {
+    return w::StripEthernet(w::Outer(false, 4, p));
+  };
+  const auto v6data = v6().Flags(t::kTcpAck).Payload(40);
+  const auto vxsyn = vx(syn.Build());
+  const auto vx100_v6 = vx(data100.Build(), true, 8472);
+  const auto vx_synack = vx(synack.Build(), false, 8472);
+  const auto vx100 = vx(data100.Build(), true, 4789);
+  cs.push_back({"vxlan on 4789 and 8472, ipv4 and ipv6 underlay: inner flow passed whole",
+                {{vxsyn, whole(vxsyn)},
+                 {vx_synack, whole(vx_synack)},
+                 {vx100_v6, whole(vx100_v6)},
+                 {vx100, whole(vx100)}},
+                {{S::PGTLS_STAT_PKTS_SEEN, 4},
+                 {S::PGTLS_STAT_PKTS_PASSED, 4},
+                 {S::PGTLS_STAT_FLOWS_CREATED, 1},
+                 {tun(abi::PGTLS_TUNNEL_VXLAN), 4},
+                 {tun(abi::PGTLS_TUNNEL_GRE), 0}},
+                {},
+                abi::PGTLS_FLOW_HANDSHAKE,
+                200});
+  const auto gen_eth = w::Outer(false, 17, w::Udp(6081, w::Geneve(7, 0x6558, data100.Build())));
+  const auto gen_ip = w::Outer(true, 17, w::Udp(6081, w::Geneve(8, 0x0800, ip(data100), 5)));
+  const auto gen_noopt = w::Outer(false, 17, w::Udp(6081, w::Geneve(9, 0x0800, ip(data100), 0)));
+  cs.push_back({"geneve with options, ethernet and ip payloads",
+                {{gen_eth, whole(gen_eth)}, {gen_ip, whole(gen_ip)}, {gen_noopt, whole(gen_noopt)}},
+                {{S::PGTLS_STAT_PKTS_PASSED, 3}, {tun(abi::PGTLS_TUNNEL_GENEVE), 3}},
+                {},
+                abi::PGTLS_FLOW_HANDSHAKE,
+                300});
+  {
+    Case c{"gre key checksum sequence, ipv4 ipv6 and ethernet (gretap) payloads",
+           {},
+           {},
+           {},
+           std::nullopt};
+    for (uint32_t flags : {0u, w::kGreC, w::kGreK, w::kGreS, w::kGreC | w::kGreK | w::kGreS}) {
+      auto f = w::Outer(false, 47, w::Gre(flags, 0x0800, 0x01020304, ip(data100)));
+      c.steps.push_back({f, whole(f)});
+    }
+    auto g6 = w::Outer(true, 47, w::Gre(w::kGreK, 0x86dd, 9, ip(v6data)));
+    auto tap = w::Outer(false, 47, w::Gre(w::kGreK | w::kGreS, 0x6558, 9, data100.Build()));
+    c.steps.push_back({g6, whole(g6)});
+    c.steps.push_back({tap, whole(tap)});
+    c.want_stats = {{S::PGTLS_STAT_PKTS_PASSED, 7}, {tun(abi::PGTLS_TUNNEL_GRE), 7}};
+    c.want_state = abi::PGTLS_FLOW_HANDSHAKE;
+    c.want_passed_c2s = 600;
+    cs.push_back(c);
+  }
+  const auto e1 = w::Outer(false, 47, w::Erspan1(data100.Build()));
+  const auto e2 = w::Outer(false, 47, w::Erspan2(513, data100.Build()));
+  const auto e3 = w::Outer(true, 47, w::Erspan3(1023, false, data100.Build()));
+  const auto e3sub = w::Outer(true, 47, w::Erspan3(1023, true, data100.Build()));
+  const auto e3ip = w::Outer(false, 47, w::Erspan3(5, true, ip(data100), 2));
+  cs.push_back({"erspan I, II, III (platform subheader, ip frame type)",
+                {{e1, whole(e1)},
+                 {e2, whole(e2)},
+                 {e3, whole(e3)},
+                 {e3sub, whole(e3sub)},
+                 {e3ip, whole(e3ip)}},
+                {{S::PGTLS_STAT_PKTS_PASSED, 5},
+                 {tun(abi::PGTLS_TUNNEL_ERSPAN), 5},
+                 {tun(abi::PGTLS_TUNNEL_GRE), 0}},
+                {},
+                abi::PGTLS_FLOW_HANDSHAKE,
+                500});
+  const auto ip4in4 = w::Outer(false, 4, ip(data100));
+  const auto sit = w::Outer(false, 41, ip(v6data));
+  const auto ip6in6 = w::Outer(true, 41, ip(v6data));
+  const auto ip4in6 = w::Outer(true, 4, ip(data100));
+  cs.push_back({"ipip, sit (ipv6 in ipv4), ipv6 in ipv6, ipv4 in ipv6",
+                {{ip4in4, whole(ip4in4)},
+                 {sit, whole(sit)},
+                 {ip6in6, whole(ip6in6)},
+                 {ip4in6, whole(ip4in6)}},
+                {{S::PGTLS_STAT_PKTS_PASSED, 4},
+                 {S::PGTLS_STAT_FLOWS_CREATED, 2},
+                 {tun(abi::PGTLS_TUNNEL_IPIP), 4}},
+                {},
+                abi::PGTLS_FLOW_HANDSHAKE,
+                200});
+  const auto qinq = vx(w::Ethernet(ip(data100), false, /*qinq=*/true));
+  const auto nested =
+      w::Outer(true, 47, w::Gre(w::kGreK, 0x0800, 1, w::StripEthernet(vx(data100.Build()))));
+  cs.push_back({"qinq inside vxlan; vxlan inside gre",
+                {{qinq, whole(qinq)}, {nested, whole(nested)}},
+                {{S::PGTLS_STAT_PKTS_PASSED, 2},
+                 {tun(abi::PGTLS_TUNNEL_VXLAN), 2},
+                 {tun(abi::PGTLS_TUNNEL_GRE), 1}},
+                {},
+                abi::PGTLS_FLOW_HANDSHAKE,
+                200});
+  const auto depth4 = w::Outer(false, 4, ipip(ipip(ipip(ip(data100)))));
+  const auto depth5 = w::Outer(false, 4, ipip(ipip(ipip(ipip(ip(data100))))));
+  cs.push_back({"four encapsulations pass, a fifth is dropped and counted",
+                {{depth4, whole(depth4)}, {depth5, 0}},
+                {{S::PGTLS_STAT_PKTS_PASSED, 1},
+                 {S::PGTLS_STAT_PKTS_SEEN, 1},
+                 {tun(abi::PGTLS_TUNNEL_IPIP), 8}},  // 4 + the 4 stripped before the drop
+                {{D::PGTLS_DROP_TUNNEL_TOO_DEEP, 1}},
+                abi::PGTLS_FLOW_HANDSHAKE,
+                100});
+  cs.push_back(
+      {"truncated tunnel headers dropped and counted",
+       {{Cut(vx(data100.Build()), 14 + 20 + 8 + 4), 0},      // in the VXLAN header
+        {Cut(vx(data100.Build()), 14 + 20 + 8 + 8 + 6), 0},  // in the inner Ethernet header
+        {Cut(gen_eth, 14 + 20 + 8 + 8 + 4), 0},              // in the GENEVE options
+        {Cut(w::Outer(false, 47, w::Gre(w::kGreK, 0x0800, 1, ip(data100))), 14 + 20 + 2), 0},
+        {Cut(e3sub, 14 + 40 + 8 + 14), 0}},  // in the ERSPAN III platform subheader
+       // The VXLAN layer of the frame cut in its inner Ethernet header was stripped (and
+       // counted, as the parser counts it) before the cut was found.
+       {{S::PGTLS_STAT_PKTS_SEEN, 0}, {tun(abi::PGTLS_TUNNEL_VXLAN), 1}},
+       {{D::PGTLS_DROP_TUNNEL_TRUNCATED, 5}},
+       std::nullopt});
+  {
+    auto long_udp = vx(data100.Build());
+    long_udp[14 + 20 + 4] = 0xff;  // UDP length beyond the IP packet
+    auto bad_erspan2 = w::Outer(false, 47, w::Erspan2(1, data100.Build(), /*version=*/2));
+    cs.push_back(
+        {"bad and unsupported tunnel headers, outer fragments",
+         {{vx(data100.Build()), whole(vx(data100.Build()))},
+          {w::Outer(false, 17, w::Udp(4789, w::Vxlan(1, data100.Build(), 0))), 0},  // no I flag
+          {w::Outer(false, 17, w::Udp(6081, w::Geneve(1, 0x6558, data100.Build(), 3, 1))), 0},
+          {w::Outer(false, 47, w::Gre(1, 0x0800, 0, ip(data100))), 0},  // GRE version 1
+          {bad_erspan2, 0},
+          {long_udp, 0},
+          {w::Outer(false, 47, w::Gre(0, 0x880b, 0, ip(data100))), 0},                // PPP
+          {w::Outer(false, 17, w::Udp(6081, w::Geneve(1, 0x8847, ip(data100)))), 0},  // MPLS
+          {w::Outer(false, 47, w::Erspan3(5, false, data100.Build(), 1)), 0},  // frame type 1
+          {w::Outer(false, 47, w::Gre(0, 0x0800, 0, ip(data100)), w::kIpv4FlagMf), 0},
+          {w::Outer(false, 17, w::Udp(4789, w::Vxlan(1, data100.Build())), w::kIpv4FlagMf), 0},
+          {w::Outer(false, 4, ip(data100), 100), 0},    // IPIP, a later fragment
+          {w::Outer(false, 17, ip(data100), 100), 0}},  // UDP, a later fragment: no ports
+         {{S::PGTLS_STAT_PKTS_PASSED, 1},
+          {S::PGTLS_STAT_PKTS_IGNORED, 1},
+          {tun(abi::PGTLS_TUNNEL_VXLAN), 1}},
+         {{D::PGTLS_DROP_TUNNEL_BAD_HEADER, 5},
+          {D::PGTLS_DROP_TUNNEL_UNSUPPORTED, 3},
+          {D::PGTLS_DROP_TUNNEL_FRAGMENT, 3}},
+         abi::PGTLS_FLOW_HANDSHAKE,
+         100});
+  }
+  cs.push_back({"udp to other ports is not decapsulated",
+                {{w::Outer(false, 17, w::Udp(53, w::Vxlan(1, data100.Build()))), 0}},
+                {{S::PGTLS_STAT_PKTS_IGNORED, 1}, {tun(abi::PGTLS_TUNNEL_VXLAN), 0}},
+                {},
+                std::nullopt});
+  {
+    const auto vx600 = vx(data600.Build());
+    const auto gen_srv = w::Outer(true, 17, w::Udp(6081, w::Geneve(3, 0x6558, srv600.Build())));
+    const auto vxfin = vx(fin_data.Build());
+    const auto e2data = w::Outer(false, 47, w::Erspan2(1, data100.Build()));
+    cs.push_back(
+        {"connection marked final (inner key): wrapped and bare copies stop, fin headers pass",
+         {{vxsyn, whole(vxsyn)},
+          {e2data, whole(e2data)},
+          {vx600, 0, /*mark_done_before=*/true},
+          {gen_srv, 0},
+          {data100.Build(), 0},  // the original, bare
+          {vxfin, static_cast<uint32_t>(vxfin.size() - fin_data.Build().size()) + Hdr(fin_data)}},
+         {{S::PGTLS_STAT_PKTS_PASSED, 3}, {S::PGTLS_STAT_PKTS_SKIPPED, 3}},
+         {},
+         abi::PGTLS_FLOW_DONE,
+         100,
+         3});
+    const uint32_t pre = static_cast<uint32_t>(vx600.size() - data600.Build().size());
+    cs.push_back(
+        {"per-direction cap counts inner payload of wrapped frames",
+         {{vx600, whole(vx600)}, {vx600, pre + Hdr(data600) + 400}, {vx(data100.Build()), 0}},
+         {{S::PGTLS_STAT_PKTS_CUT, 1}, {tun(abi::PGTLS_TUNNEL_VXLAN), 3}},
+         {{D::PGTLS_DROP_CAP_REACHED, 1}},
+         abi::PGTLS_FLOW_HANDSHAKE,
+         kCap});
+  }
   return cs;
 }
 
@@ -326,5 +513,35 @@ INSTANTIATE_TEST_SUITE_P(Table, BpfProgTest, ::testing::ValuesIn(Cases()),
                            }
                            return n;
                          });
+
+// The decapsulation ports come from the same configuration as the parser's (--vxlan-ports,
+// --geneve-ports -> EbpfConfig -> bpf_load::Configure -> .rodata).
+TEST(BpfDecapPortsTest, ConfiguredPortsOnly) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (CAP_BPF + CAP_NET_ADMIN)";
+  std::unique_ptr<capture_bpf, SkelDeleter> skel(capture_bpf__open());
+  ASSERT_TRUE(skel);
+  pgtlsmon::capture::EbpfConfig cfg;
+  cfg.vxlan_ports = {9999};
+  cfg.geneve_ports = {};
+  ASSERT_TRUE(pgtlsmon::capture::bpf_load::Configure(skel->rodata, cfg).ok());
+  ASSERT_EQ(capture_bpf__load(skel.get()), 0);
+  const auto inner = C2S().Flags(t::kTcpAck).Payload(10).Build();
+  const auto run = [&](const std::vector<uint8_t>& frame) {
+    bpf_test_run_opts opts{};
+    opts.sz = sizeof(opts);
+    opts.data_in = frame.data();
+    opts.data_size_in = static_cast<uint32_t>(frame.size());
+    opts.repeat = 1;
+    EXPECT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel->progs.pgtls_capture), &opts), 0);
+    return opts.retval;
+  };
+  const auto on9999 = w::Outer(false, 17, w::Udp(9999, w::Vxlan(1, inner)));
+  EXPECT_EQ(run(on9999), on9999.size());
+  EXPECT_EQ(run(w::Outer(false, 17, w::Udp(4789, w::Vxlan(1, inner)))), 0u);
+  EXPECT_EQ(run(w::Outer(false, 17, w::Udp(6081, w::Geneve(1, 0x6558, inner)))), 0u);
+  pgtlsmon::capture::EbpfConfig too_many;
+  too_many.vxlan_ports.assign(PGTLS_MAX_PORTS + 1, 4789);
+  EXPECT_FALSE(pgtlsmon::capture::bpf_load::CheckConfig(too_many).ok());
+}
 
 }  // namespace

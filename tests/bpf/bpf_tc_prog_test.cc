@@ -16,6 +16,7 @@
 #include "capture/bpf_abi.h"
 #include "capture/bpf_source.h"
 #include "capture_tc.skel.h"
+#include "tests/bpf/tunnel_frames.h"
 #include "tests/testing/packet_builder.h"
 
 namespace {
@@ -24,6 +25,7 @@ using pgtlsmon::capture::BpfSource;
 using pgtlsmon::capture::FlowTuple;
 namespace abi = pgtlsmon::capture::abi;
 namespace t = pgtlsmon::testing;
+namespace w = pgtlsmon::testing::tunnel;
 
 constexpr uint32_t kCap = 1000;
 constexpr uint32_t kTcActUnspec = 0xffffffffu;  // TC_ACT_UNSPEC (-1) as the u32 retval
@@ -208,6 +210,67 @@ TEST_F(BpfTcProgTest, FullRingCountedAsDrop) {
   EXPECT_GT(dropped, 0u);
   EXPECT_EQ(recs.size() + dropped, 40u);
   EXPECT_EQ(Sum(skel_->maps.stats_pcpu, abi::PGTLS_STAT_PKTS_PASSED), 40u);
+}
+
+// Mirrored/tunnelled copies: the ring gets the whole outer frame (the parser decapsulates it
+// again and records the tunnel), the decision is the inner connection's, and once that connection
+// is final its wrapped copies stop too.
+TEST_F(BpfTcProgTest, WrappedFramesCopiedWholeUntilTheInnerFlowIsDone) {
+  const auto syn = C2S().Flags(t::kTcpSyn).Build();
+  const auto data = C2S().Flags(t::kTcpPsh | t::kTcpAck).Payload(100).Build();
+  const auto vx_syn = w::Outer(false, 17, w::Udp(4789, w::Vxlan(7, syn)));
+  const auto gre =
+      w::Outer(true, 47, w::Gre(w::kGreK | w::kGreC, 0x0800, 5, w::StripEthernet(data)));
+  const auto erspan = w::Outer(false, 47, w::Erspan3(9, true, data));
+  const auto ipip = w::Outer(false, 4, w::StripEthernet(data));
+  for (const auto* f : {&vx_syn, &gre, &erspan, &ipip}) EXPECT_EQ(Run(*f), kTcActUnspec);
+  auto recs = Drain();
+  ASSERT_EQ(recs.size(), 4u);
+  EXPECT_EQ(recs[0].data, vx_syn);
+  EXPECT_EQ(recs[1].data, gre);
+  EXPECT_EQ(recs[1].ev.protocol, 0x86dd);  // the outer frame's
+  EXPECT_EQ(recs[2].data, erspan);
+  EXPECT_EQ(recs[3].data, ipip);
+  EXPECT_EQ(Sum(skel_->maps.stats_pcpu, abi::TunnelStat(abi::PGTLS_TUNNEL_VXLAN)), 1u);
+  EXPECT_EQ(Sum(skel_->maps.stats_pcpu, abi::TunnelStat(abi::PGTLS_TUNNEL_GRE)), 1u);
+  EXPECT_EQ(Sum(skel_->maps.stats_pcpu, abi::TunnelStat(abi::PGTLS_TUNNEL_ERSPAN)), 1u);
+  EXPECT_EQ(Sum(skel_->maps.stats_pcpu, abi::TunnelStat(abi::PGTLS_TUNNEL_IPIP)), 1u);
+  auto v = pgtlsmon::capture::bpf_maps::LookupFlow(bpf_map__fd(skel_->maps.flows_lru), kFlow);
+  ASSERT_TRUE(v.ok());  // keyed by the inner connection
+  EXPECT_EQ(v->passed_payload[abi::PGTLS_DIR_LO_TO_HI], 300u);
+
+  MarkDone();
+  const auto bulk = C2S().Flags(t::kTcpAck).Payload(900).Build();
+  const auto vx_bulk = w::Outer(false, 17, w::Udp(8472, w::Vxlan(7, bulk)));
+  const auto fin = C2S().Flags(t::kTcpFin | t::kTcpAck).Payload(30);
+  const auto vx_fin = w::Outer(false, 17, w::Udp(4789, w::Vxlan(7, fin.Build())));
+  EXPECT_EQ(Run(vx_bulk), kTcActUnspec);
+  EXPECT_EQ(Run(w::Outer(false, 47, w::Erspan2(1, bulk))), kTcActUnspec);
+  EXPECT_EQ(Run(vx_fin), kTcActUnspec);
+  recs = Drain();
+  ASSERT_EQ(recs.size(), 1u);  // only the FIN, its headers: outer + inner up to TCP
+  const size_t fin_pre = vx_fin.size() - fin.Build().size();
+  EXPECT_EQ(recs[0].ev.caplen, fin_pre + fin.HeaderLen());
+  EXPECT_EQ(recs[0].data,
+            std::vector<uint8_t>(vx_fin.begin(),
+                                 vx_fin.begin() + static_cast<std::ptrdiff_t>(recs[0].ev.caplen)));
+  EXPECT_EQ(Sum(skel_->maps.stats_pcpu, abi::PGTLS_STAT_PKTS_SKIPPED), 2u);
+  EXPECT_EQ(Sum(skel_->maps.stats_pcpu, abi::PGTLS_STAT_BYTES_SKIPPED),
+            vx_bulk.size() + w::Outer(false, 47, w::Erspan2(1, bulk)).size());
+}
+
+TEST_F(BpfTcProgTest, TooDeepAndTruncatedTunnelsCounted) {
+  const auto data = C2S().Flags(t::kTcpAck).Payload(10).Build();
+  auto ip = w::StripEthernet(data);
+  for (int i = 0; i < 4; ++i) ip = w::StripEthernet(w::Outer(false, 4, ip));
+  const auto deep = w::Outer(false, 4, ip);  // 5 encapsulations
+  auto cut = w::Outer(false, 17, w::Udp(6081, w::Geneve(1, 0x6558, data, 20)));
+  cut.resize(14 + 20 + 8 + 8 + 16);  // the options run past the frame
+  EXPECT_EQ(Run(deep), kTcActUnspec);
+  EXPECT_EQ(Run(cut), kTcActUnspec);
+  EXPECT_TRUE(Drain().empty());
+  EXPECT_EQ(Sum(skel_->maps.drops_pcpu, abi::PGTLS_DROP_TUNNEL_TOO_DEEP), 1u);
+  EXPECT_EQ(Sum(skel_->maps.drops_pcpu, abi::PGTLS_DROP_TUNNEL_TRUNCATED), 1u);
 }
 
 }  // namespace

@@ -145,7 +145,13 @@ TEST_F(LiveSourceTest, EbpfSocketFilter) {
     // The label values pgtlsmon_capture_drops_total{reason} documents for eBPF.
     EXPECT_EQ(DropLabels(s),
               (std::set<std::string>{"cap_reached", "flow_map_full", "truncated_header",
-                                     "ipv6_ext_limit", "ip_fragment", "ring_full"}));
+                                     "ipv6_ext_limit", "ip_fragment", "ring_full",
+                                     "tunnel_too_deep", "tunnel_truncated", "tunnel_bad_header",
+                                     "tunnel_unsupported_protocol", "tunnel_fragment"}));
+    // pgtlsmon_capture_tunnel_packets_total{type}: the parser's tunnel type names.
+    std::set<std::string> types;
+    for (const auto& [type, n] : s.tunnel_packets) types.insert(type);
+    EXPECT_EQ(types, (std::set<std::string>{"vxlan", "geneve", "gre", "erspan", "ipip"}));
   }
 }
 

@@ -16,6 +16,11 @@ Modes (one CTest each, tests/bpf/CMakeLists.txt):
   bulk      a ~200 MB COPY over TLS: the bytes the eBPF monitor copies to user space for it
             stay within the handshake bytes of an identical connection without the COPY plus
             BULK_SLACK_BYTES; libpcap copies all of it.
+  bulk_vxlan  the same through a VXLAN overlay (UDP 4789; devices k15vx0 over the veth, which
+            keeps only underlay addresses): the monitors on the veth see every packet wrapped,
+            as a mirror target does. Socket filter and TC attach points both decapsulate in the
+            kernel and must stay within handshake (+ 50 bytes of outer headers a frame) + slack;
+            each logs each connection once, with its tunnel object.
   fallback  as user nobody with only CAP_NET_RAW: `--capture auto` falls back to libpcap and
             says why; `--capture ebpf` fails naming CAP_BPF. No namespaces needed (nothing is
             captured).
@@ -27,6 +32,7 @@ Modes (one CTest each, tests/bpf/CMakeLists.txt):
 Exit status 0 passed, 1 failed, 77 skipped (not root, no PG15 ...). Last line: N passed, M failed.
 """
 import argparse
+import json
 import os
 import re
 import signal
@@ -68,6 +74,7 @@ class Watcher:
     def __init__(self, binary, prefix, capture, iface, port, session_log, listen, name,
                  extra=()):
         self.name, self.listen, self.prefix = name, listen, list(prefix)
+        self.session_log = session_log
         self.cmd = self.prefix + [binary, "watch", "--capture", capture, "--interface", iface,
                                   "--ports", str(port), "--session-log", session_log,
                                   "--listen", listen] + list(extra)
@@ -269,8 +276,34 @@ def run_sessions(args, t, work):
                                                 "pcap vs " + k))
 
 
-def run_bulk(args, t, work):
+VXLAN_DEV = "k15vx0"
+VXLAN_UNDERLAY = {"server": "10.215.0.1", "client": "10.215.0.2"}
+VXLAN_OVERHEAD = 14 + 20 + 8 + 8  # outer Ethernet, IPv4, UDP, VXLAN
+
+
+def vxlan_overlay(ns, port):
+    """Moves the pair's IPv4 addresses (10.201.0.1/.2) from the veth onto a VXLAN device (VNI 42,
+    UDP `port`) in each namespace; the veth keeps the underlay addresses 10.215.0.1/.2. Call it
+    before starting PostgreSQL. The devices go with the namespaces."""
+    for side, dev, ip4, peer in (("server", ns.server_veth, ns.server_ip4, "client"),
+                                 ("client", ns.client_veth, ns.client_ip4, "server")):
+        ip = ["ip", "-n", ns.server_ns if side == "server" else ns.client_ns]
+        ph.run(ip + ["addr", "del", ip4 + "/24", "dev", dev])
+        ph.run(ip + ["addr", "add", VXLAN_UNDERLAY[side] + "/24", "dev", dev])
+        ph.run(ip + ["link", "add", VXLAN_DEV, "type", "vxlan", "id", "42", "dstport", str(port),
+                     "local", VXLAN_UNDERLAY[side], "remote", VXLAN_UNDERLAY[peer], "dev", dev])
+        ph.run(ip + ["addr", "add", ip4 + "/24", "dev", VXLAN_DEV])
+        ph.run(ip + ["link", "set", VXLAN_DEV, "up"])
+
+
+def run_bulk_vxlan(args, t, work):
+    run_bulk(args, t, work, vxlan_port=4789)
+
+
+def run_bulk(args, t, work, vxlan_port=0):
     with ph.NetnsPair() as ns, ph.Harness(netns=ns, keep=args.keep) as h:
+        if vxlan_port:
+            vxlan_overlay(ns, vxlan_port)
         srv = h.start_server()
         pre = ns.exec_prefix("server")
         watchers = []
@@ -278,28 +311,40 @@ def run_bulk(args, t, work):
             eb = Watcher(args.pgtlsmon, pre, "ebpf", ns.server_veth, srv.port,
                          os.path.join(work, "bulk-ebpf.jsonl"), "127.0.0.1:19441", "ebpf")
             watchers.append(eb)
+            ebpfs = [eb]
+            if vxlan_port:
+                tc = Watcher(args.pgtlsmon, pre, "ebpf", ns.server_veth, srv.port,
+                             os.path.join(work, "bulk-tc.jsonl"), "127.0.0.1:19443", "tc",
+                             ["--ebpf-attach", "tc"])
+                watchers.append(tc)
+                ebpfs.append(tc)
             pc = Watcher(args.pgtlsmon, pre, "pcap", ns.server_veth, srv.port,
                          os.path.join(work, "bulk-pcap.jsonl"), "127.0.0.1:19442", "pcap")
             watchers.append(pc)
             se, sp = "ebpf:" + ns.server_veth, "pcap:" + ns.server_veth
 
-            def snapshot():
-                return {"eb_bytes": eb.settled("pgtlsmon_bytes_total", source=se),
-                        "eb_pkts": eb.settled("pgtlsmon_packets_total", source=se),
-                        "eb_skipped": eb.settled("pgtlsmon_skipped_bytes_total", source=se),
+            def snapshot(w):
+                return {"eb_bytes": w.settled("pgtlsmon_bytes_total", source=se),
+                        "eb_pkts": w.settled("pgtlsmon_packets_total", source=se),
+                        "eb_skipped": w.settled("pgtlsmon_skipped_bytes_total", source=se),
                         "pc_bytes": pc.settled("pgtlsmon_bytes_total", source=sp)}
+
+            def snapshots():
+                return [snapshot(w) for w in ebpfs]
 
             def delta(a, b):
                 return {k: b[k] - a[k] for k in a}
 
             rows = 200000
             copy = "COPY (SELECT repeat('x', 1000) FROM generate_series(1, %d)) TO STDOUT" % rows
-            s0 = snapshot()
+            s0s = snapshots()
             ph.run(client_cmd(ns, h, "SELECT 1"), timeout=60)  # same handshake, no bulk
-            s1 = snapshot()
-            # The first 40 packets of the bulk connection, whole: its handshake bytes.
+            s1s = snapshots()
+            # The first 40 packets of the bulk connection, whole: its handshake bytes (on the
+            # inner interface when tunnelled; the outer headers are added below).
             hs_pcap = os.path.join(work, "bulk-head.pcap")
-            td = subprocess.Popen(pre + ["tcpdump", "-i", ns.server_veth, "-n", "-U", "-c", "40",
+            inner = VXLAN_DEV if vxlan_port else ns.server_veth
+            td = subprocess.Popen(pre + ["tcpdump", "-i", inner, "-n", "-U", "-c", "40",
                                          "-w", hs_pcap, "tcp port %d" % srv.port],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   start_new_session=True)
@@ -314,32 +359,51 @@ def run_bulk(args, t, work):
                 if td.poll() is None:
                     td.kill()
                     td.wait()
-            s2 = snapshot()
+            s2s = snapshots()
             hs_frames, hs_bytes = handshake_bytes(hs_pcap, srv.port)
-            ctl, bulk = delta(s0, s1), delta(s1, s2)
-            log("control connection (SELECT 1): %s" % ctl)
-            log("bulk connection (%d MB COPY): %s" % (rows * 1001 // 1000000, bulk))
-            t.ok(bulk["pc_bytes"] > rows * 1001, "pcap saw the bulk: %d bytes" % bulk["pc_bytes"])
-            t.ok(bulk["eb_skipped"] > rows * 1001,
-                 "eBPF counted the bulk as skipped: %d bytes" % bulk["eb_skipped"])
-            t.ok(ctl["eb_bytes"] > 0, "control connection copied %d bytes" % ctl["eb_bytes"])
-            t.ok(bulk["eb_bytes"] <= hs_bytes + BULK_SLACK_BYTES,
-                 "bulk connection copied %d bytes to user space; handshake %d + slack %d"
-                 % (bulk["eb_bytes"], hs_bytes, BULK_SLACK_BYTES))
-            t.ok(bulk["eb_bytes"] >= hs_bytes,
-                 "bulk connection copied %d bytes, less than its handshake (%d)"
-                 % (bulk["eb_bytes"], hs_bytes))
-            t.ok(bulk["eb_bytes"] <= 2 * PER_DIR_CAP + BULK_SLACK_BYTES,
-                 "bulk connection copied %d bytes, hard bound 2 x cap + slack = %d"
-                 % (bulk["eb_bytes"], 2 * PER_DIR_CAP + BULK_SLACK_BYTES))
-            print("bulk: copied to user space ebpf=%d bytes in %d frames, pcap=%d bytes; handshake "
-                  "%d bytes in %d frames (up to the ServerHello); extra=%d (slack %d); control "
-                  "connection (SELECT 1) ebpf=%d" % (
-                      bulk["eb_bytes"], bulk["eb_pkts"], bulk["pc_bytes"], hs_bytes, hs_frames,
-                      bulk["eb_bytes"] - hs_bytes, BULK_SLACK_BYTES, ctl["eb_bytes"]))
+            if vxlan_port:
+                hs_bytes += VXLAN_OVERHEAD * hs_frames
+            for w, s0, s1, s2 in zip(ebpfs, s0s, s1s, s2s):
+                ctl, bulk = delta(s0, s1), delta(s1, s2)
+                log("%s control connection (SELECT 1): %s" % (w.name, ctl))
+                log("%s bulk connection (%d MB COPY): %s" % (w.name, rows * 1001 // 1000000, bulk))
+                t.ok(bulk["pc_bytes"] > rows * 1001,
+                     "pcap saw the bulk: %d bytes" % bulk["pc_bytes"])
+                t.ok(bulk["eb_skipped"] > rows * 1001,
+                     "%s counted the bulk as skipped: %d bytes" % (w.name, bulk["eb_skipped"]))
+                t.ok(ctl["eb_bytes"] > 0, "control connection copied %d bytes" % ctl["eb_bytes"])
+                t.ok(bulk["eb_bytes"] <= hs_bytes + BULK_SLACK_BYTES,
+                     "%s: bulk connection copied %d bytes to user space; handshake %d + slack %d"
+                     % (w.name, bulk["eb_bytes"], hs_bytes, BULK_SLACK_BYTES))
+                t.ok(bulk["eb_bytes"] >= hs_bytes,
+                     "%s: bulk connection copied %d bytes, less than its handshake (%d)"
+                     % (w.name, bulk["eb_bytes"], hs_bytes))
+                t.ok(bulk["eb_bytes"] <= 2 * PER_DIR_CAP + BULK_SLACK_BYTES,
+                     "bulk connection copied %d bytes, hard bound 2 x cap + slack = %d"
+                     % (bulk["eb_bytes"], 2 * PER_DIR_CAP + BULK_SLACK_BYTES))
+                print("%s bulk%s: copied to user space ebpf=%d bytes in %d frames, pcap=%d bytes; "
+                      "handshake %d bytes in %d frames (up to the ServerHello); extra=%d (slack "
+                      "%d); control connection (SELECT 1) ebpf=%d" % (
+                          w.name, " in VXLAN %d" % vxlan_port if vxlan_port else "",
+                          bulk["eb_bytes"], bulk["eb_pkts"], bulk["pc_bytes"], hs_bytes,
+                          hs_frames, bulk["eb_bytes"] - hs_bytes, BULK_SLACK_BYTES,
+                          ctl["eb_bytes"]))
+            if vxlan_port:
+                decap = [w.metric("pgtlsmon_capture_tunnel_packets_total", source=se,
+                                  type="vxlan") for w in ebpfs]
+                t.ok(all(d > 1000 for d in decap),
+                     "the kernel decapsulated the VXLAN packets: %s" % decap)
             for w in watchers:
                 rc = w.stop()
                 t.ok(rc == 0, "%s: exit status %s" % (w.name, rc))
+            if vxlan_port:  # one record per connection (SELECT 1 and the bulk), tunnel named
+                for w in watchers:
+                    with open(w.session_log) as f:
+                        recs = [json.loads(line) for line in f if line.strip()]
+                    t.ok(len(recs) == 2 and all((r.get("tunnel") or {}).get("type") == "vxlan"
+                                                for r in recs),
+                         "%s: %d records, tunnels %s" % (
+                             w.name, len(recs), [r.get("tunnel") for r in recs]))
         finally:
             for w in watchers:
                 w.close()
@@ -472,7 +536,7 @@ def main():
     ap.add_argument("--shared-dir", default=os.environ.get(
         "PGTLS_SHARED_DIR", os.path.join(HERE, "..", "..", "..", "shared")))
     ap.add_argument("--keep", action="store_true", help="keep the temp dirs")
-    ap.add_argument("mode", choices=("sessions", "bulk", "fallback", "tc_qdisc"))
+    ap.add_argument("mode", choices=("sessions", "bulk", "bulk_vxlan", "fallback", "tc_qdisc"))
     args = ap.parse_args()
     args.pgtlsmon = os.path.abspath(args.pgtlsmon)
     need = [] if os.geteuid() == 0 else ["not running as root"]
@@ -488,7 +552,8 @@ def main():
     work = tempfile.mkdtemp(prefix="pgtls-netns-")
     os.chmod(work, 0o755)
     try:
-        {"sessions": run_sessions, "bulk": run_bulk, "fallback": run_fallback,
+        {"sessions": run_sessions, "bulk": run_bulk, "bulk_vxlan": run_bulk_vxlan,
+         "fallback": run_fallback,
          "tc_qdisc": run_tc_qdisc}[args.mode](args, t, work)
     except ph.HarnessError as e:
         t.ok(False, "harness: %s" % e)

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <vector>
 
+#include "tests/bpf/tunnel_frames.h"
 #include "tests/testing/packet_builder.h"
 
 namespace {
@@ -177,6 +178,105 @@ TEST(ParseHelpers, Decide) {
     EXPECT_EQ(v.payload_taken, c.want_taken);
     EXPECT_EQ(v.cut, c.want_cut);
   }
+}
+
+namespace w = pgtlsmon::testing::tunnel;
+
+TEST(ParseHelpers, Ipv4AnyProtocolAndFragments) {
+  pgtls_l3 l3{};
+  const auto gre = w::Outer(false, 47, w::Gre(0, 0x0800, 0, {}), w::kIpv4FlagDf);
+  ASSERT_EQ(pgtls_parse_ipv4_any(gre.data() + 14, &l3), PGTLS_PARSE_OK);
+  EXPECT_EQ(l3.proto, 47);
+  EXPECT_EQ(l3.frag, 0);
+  EXPECT_EQ(pgtls_parse_ipv4(gre.data() + 14, &l3), PGTLS_PARSE_NOT_OURS);
+  const auto first = w::Outer(false, 47, w::Gre(0, 0x0800, 0, {}), w::kIpv4FlagMf);
+  ASSERT_EQ(pgtls_parse_ipv4_any(first.data() + 14, &l3), PGTLS_PARSE_OK);
+  EXPECT_EQ(l3.frag, PGTLS_FRAG_FIRST);
+  const auto later = w::Outer(false, 47, w::Gre(0, 0x0800, 0, {}), 3);
+  ASSERT_EQ(pgtls_parse_ipv4_any(later.data() + 14, &l3), PGTLS_PARSE_OK);
+  EXPECT_EQ(l3.frag, PGTLS_FRAG_LATER);
+}
+
+TEST(ParseHelpers, VxlanAndGeneve) {
+  pgtls_tunnel_hdr t{};
+  EXPECT_EQ(pgtls_parse_vxlan(w::Vxlan(1, {}).data(), &t), PGTLS_PARSE_OK);
+  EXPECT_EQ(t.hdr_len, 8u);
+  EXPECT_EQ(t.next, PGTLS_NEXT_ETH);
+  EXPECT_EQ(t.type, PGTLS_TUNNEL_VXLAN);
+  EXPECT_EQ(pgtls_parse_vxlan(w::Vxlan(1, {}, 0).data(), &t), PGTLS_PARSE_BAD_HEADER);
+
+  EXPECT_EQ(pgtls_parse_geneve(w::Geneve(1, 0x6558, {}, 3).data(), &t), PGTLS_PARSE_OK);
+  EXPECT_EQ(t.hdr_len, 8u + 12u);
+  EXPECT_EQ(t.next, PGTLS_NEXT_ETH);
+  EXPECT_EQ(t.type, PGTLS_TUNNEL_GENEVE);
+  EXPECT_EQ(pgtls_parse_geneve(w::Geneve(1, 0x86dd, {}, 0).data(), &t), PGTLS_PARSE_OK);
+  EXPECT_EQ(t.hdr_len, 8u);
+  EXPECT_EQ(t.next, PGTLS_NEXT_IPV6);
+  EXPECT_EQ(pgtls_parse_geneve(w::Geneve(1, 0x0800, {}, 63).data(), &t), PGTLS_PARSE_OK);
+  EXPECT_EQ(t.hdr_len, 8u + 252u);
+  EXPECT_EQ(pgtls_parse_geneve(w::Geneve(1, 0x0800, {}, 0, 1).data(), &t), PGTLS_PARSE_BAD_HEADER);
+  EXPECT_EQ(pgtls_parse_geneve(w::Geneve(1, 0x8847, {}, 0).data(), &t), PGTLS_PARSE_UNSUPPORTED);
+}
+
+TEST(ParseHelpers, GreFlagsAndErspan) {
+  pgtls_tunnel_hdr t{};
+  const struct {
+    uint32_t flags;
+    uint32_t len;
+  } gre[] = {{0, 4},
+             {w::kGreC, 8},
+             {w::kGreK, 8},
+             {w::kGreS, 8},
+             {w::kGreC | w::kGreK, 12},
+             {w::kGreC | w::kGreK | w::kGreS, 16}};
+  for (const auto& g : gre) {
+    SCOPED_TRACE(g.flags);
+    EXPECT_EQ(pgtls_parse_gre(w::Gre(g.flags, 0x0800, 1, {}).data(), &t), PGTLS_PARSE_OK);
+    EXPECT_EQ(t.hdr_len, g.len);
+    EXPECT_EQ(t.next, PGTLS_NEXT_IPV4);
+    EXPECT_EQ(t.type, PGTLS_TUNNEL_GRE);
+    EXPECT_EQ(t.erspan, 0u);
+  }
+  EXPECT_EQ(pgtls_parse_gre(w::Gre(0, 0x6558, 0, {}).data(), &t), PGTLS_PARSE_OK);
+  EXPECT_EQ(t.next, PGTLS_NEXT_ETH);
+  EXPECT_EQ(pgtls_parse_gre(w::Gre(0, 0x86dd, 0, {}).data(), &t), PGTLS_PARSE_OK);
+  EXPECT_EQ(t.next, PGTLS_NEXT_IPV6);
+  EXPECT_EQ(pgtls_parse_gre(w::Gre(1, 0x0800, 0, {}).data(), &t), PGTLS_PARSE_BAD_HEADER);
+  EXPECT_EQ(pgtls_parse_gre(w::Gre(0x4000, 0x0800, 0, {}).data(), &t), PGTLS_PARSE_UNSUPPORTED);
+  EXPECT_EQ(pgtls_parse_gre(w::Gre(0, 0x880b, 0, {}).data(), &t), PGTLS_PARSE_UNSUPPORTED);
+
+  // ERSPAN: the GRE header names the type, the ERSPAN header follows it.
+  EXPECT_EQ(pgtls_parse_gre(w::Erspan1({}).data(), &t), PGTLS_PARSE_OK);
+  EXPECT_EQ(t.erspan, 1u);
+  EXPECT_EQ(t.type, PGTLS_TUNNEL_ERSPAN);
+  const auto e2 = w::Erspan2(513, {});
+  ASSERT_EQ(pgtls_parse_gre(e2.data(), &t), PGTLS_PARSE_OK);
+  EXPECT_EQ(t.erspan, 2u);
+  EXPECT_EQ(pgtls_parse_erspan(2, e2.data() + t.hdr_len, &t), PGTLS_PARSE_OK);
+  EXPECT_EQ(t.hdr_len, 8u);
+  EXPECT_EQ(t.next, PGTLS_NEXT_ETH);
+  const auto e2bad = w::Erspan2(513, {}, 2);
+  EXPECT_EQ(pgtls_parse_erspan(2, e2bad.data() + 8, &t), PGTLS_PARSE_BAD_HEADER);
+  for (bool sub : {false, true}) {
+    const auto e3 = w::Erspan3(1023, sub, {});
+    ASSERT_EQ(pgtls_parse_gre(e3.data(), &t), PGTLS_PARSE_OK);
+    EXPECT_EQ(t.erspan, 3u);
+    EXPECT_EQ(pgtls_parse_erspan(3, e3.data() + 8, &t), PGTLS_PARSE_OK);
+    EXPECT_EQ(t.hdr_len, sub ? 20u : 12u);
+    EXPECT_EQ(t.next, PGTLS_NEXT_ETH);
+  }
+  const auto e3ip = w::Erspan3(1, false, {}, 2);
+  EXPECT_EQ(pgtls_parse_erspan(3, e3ip.data() + 8, &t), PGTLS_PARSE_OK);
+  EXPECT_EQ(t.next, PGTLS_NEXT_IP_BY_VERSION);
+  const auto e3bad = w::Erspan3(1, false, {}, 1);
+  EXPECT_EQ(pgtls_parse_erspan(3, e3bad.data() + 8, &t), PGTLS_PARSE_UNSUPPORTED);
+}
+
+TEST(ParseHelpers, VlanTagsIncludePreStandardQinQ) {
+  EXPECT_TRUE(pgtls_is_vlan(0x8100));
+  EXPECT_TRUE(pgtls_is_vlan(0x88a8));
+  EXPECT_TRUE(pgtls_is_vlan(0x9100));
+  EXPECT_FALSE(pgtls_is_vlan(0x0800));
 }
 
 }  // namespace

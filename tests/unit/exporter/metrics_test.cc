@@ -398,6 +398,7 @@ TEST(Metrics, ProviderMetricsReadAtCollect) {
     eth.skipped_packets = 4;
     eth.skipped_bytes = 400;
     eth.drops = {{"kernel", 2}, {"ringbuf_full", 3}};
+    eth.tunnel_packets = {{"vxlan", 9}, {"gre", 0}};  // decapsulated by the eBPF program
     p.sources.push_back(eth);
     CaptureSourceStats lo;
     lo.source = "lo";
@@ -431,6 +432,11 @@ TEST(Metrics, ProviderMetricsReadAtCollect) {
   EXPECT_EQ(s.Get("pgtlsmon_tunnel_packets_total", {{"type", "vxlan"}}), 8);
   EXPECT_EQ(s.Get("pgtlsmon_tunnel_packets_total", {{"type", "erspan"}}), 0);
   EXPECT_EQ(s.Count("pgtlsmon_tunnel_packets_total"), 5u);  // every type, none for "none"
+  EXPECT_EQ(s.Get("pgtlsmon_capture_tunnel_packets_total", {{"source", "eth0"}, {"type", "vxlan"}}),
+            9);
+  EXPECT_EQ(s.Get("pgtlsmon_capture_tunnel_packets_total", {{"source", "eth0"}, {"type", "gre"}}),
+            0);
+  EXPECT_EQ(s.Count("pgtlsmon_capture_tunnel_packets_total"), 2u);  // none for "lo"
   EXPECT_EQ(s.Get("pgtlsmon_flows_active", {}), 12);
   EXPECT_EQ(s.Get("pgtlsmon_flow_evictions_total", {{"reason", "table_full"}}), 5);
   EXPECT_EQ(s.Get("pgtlsmon_flow_evictions_total", {{"reason", "idle"}}), 6);
