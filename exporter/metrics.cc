@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "exporter/text_util.h"
 #include "parser/tls_names.h"
@@ -106,11 +107,6 @@ prometheus::MetricFamily NewFamily(std::string name, std::string help,
   f.help = std::move(help);
   f.type = type;
   return f;
-}
-
-absl::Status ErrnoStatus(int err, std::string_view what) {
-  return absl::Status(absl::ErrnoToStatusCode(err),
-                      absl::StrCat(std::string(what), ": ", strerror(err)));
 }
 
 }  // namespace
@@ -537,7 +533,7 @@ std::string Metrics::SerializeText() const {
   try {
     return prometheus::TextSerializer().Serialize(state_->Collect());
   } catch (const std::exception&) {
-    return std::string();
+    return {};
   }
 }
 
@@ -545,14 +541,14 @@ namespace {
 
 // write() until all of `text` is out; the error names `name`.
 absl::Status WriteAll(int fd, const std::string& text, const std::string& name) {
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = write(fd, text.data() + done, text.size() - done);
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const ssize_t n = write(fd, rest.data(), rest.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat("writing ", name));
+      return absl::ErrnoToStatus(errno, absl::StrCat("writing ", name));
     }
-    done += static_cast<size_t>(n);
+    rest.remove_prefix(static_cast<size_t>(n));
   }
   return absl::OkStatus();
 }
@@ -570,17 +566,17 @@ absl::Status Metrics::WriteTextFile(const std::string& path) const {
   // would replace the device node (as root) instead of writing to it.
   if (struct stat st{}; stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
     const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return ErrnoStatus(errno, absl::StrCat("opening ", path));
+    if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("opening ", path));
     absl::Status st_write = WriteAll(fd, text, path);
     if (close(fd) != 0 && st_write.ok())
-      st_write = ErrnoStatus(errno, absl::StrCat("writing ", path));
+      st_write = absl::ErrnoToStatus(errno, absl::StrCat("writing ", path));
     return st_write;
   }
   // The temporary file sits next to the target so that rename() is atomic; node_exporter skips
   // files not ending in .prom, so a leftover never gets read.
   const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
   const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("creating ", tmp));
+  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("creating ", tmp));
   if (absl::Status st = WriteAll(fd, text, tmp); !st.ok()) {
     close(fd);
     unlink(tmp.c_str());
@@ -591,12 +587,12 @@ absl::Status Metrics::WriteTextFile(const std::string& path) const {
   if (sync_err != 0 || close_err != 0) {
     const int err = sync_err != 0 ? sync_err : close_err;
     unlink(tmp.c_str());
-    return ErrnoStatus(err, absl::StrCat("writing ", tmp));
+    return absl::ErrnoToStatus(err, absl::StrCat("writing ", tmp));
   }
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     unlink(tmp.c_str());
-    return ErrnoStatus(err, absl::StrCat("renaming ", tmp, " to ", path));
+    return absl::ErrnoToStatus(err, absl::StrCat("renaming ", tmp, " to ", path));
   }
   return absl::OkStatus();
 }
