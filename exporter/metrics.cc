@@ -100,6 +100,18 @@ void AddSample(prometheus::MetricFamily* f, std::vector<prometheus::ClientMetric
   f->metric.push_back(std::move(m));
 }
 
+// A family of the registry (every metric of pgtlsmon is defined in this file).
+prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& registry,
+                                                       const std::string& name,
+                                                       const std::string& help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
+}
+prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& registry,
+                                                   const std::string& name,
+                                                   const std::string& help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
+}
+
 prometheus::MetricFamily NewFamily(std::string name, std::string help,
                                    prometheus::MetricType type) {
   prometheus::MetricFamily f;
@@ -117,62 +129,39 @@ struct Metrics::State : public prometheus::Collectable {
   explicit State(Options o)
       : options(std::move(o)),
         registry(std::make_shared<prometheus::Registry>()),
-        sessions(prometheus::BuildCounter()
-                     .Name("pgtlsmon_sessions_total")
-                     .Help("Connections by outcome and negotiated TLS version, counted when "
-                           "their record is final.")
-                     .Register(*registry)),
-        legacy(prometheus::BuildCounter()
-                   .Name("pgtlsmon_legacy_sessions_total")
-                   .Help("Connections that negotiated, or only offered, a TLS version older "
-                         "than TLSv1.2 (client capped).")
-                   .Register(*registry)),
-        plaintext(prometheus::BuildCounter()
-                      .Name("pgtlsmon_plaintext_sessions_total")
-                      .Help("Connections whose StartupMessage travelled in clear (client "
-                            "capped).")
-                      .Register(*registry)),
-        failures(prometheus::BuildCounter()
-                     .Name("pgtlsmon_handshake_failures_total")
-                     .Help("Failed TLS handshakes by the first fatal alert in clear (none when "
-                           "the peer just closed).")
-                     .Register(*registry)),
-        ciphers(prometheus::BuildCounter()
-                    .Name("pgtlsmon_negotiated_ciphers_total")
-                    .Help("Negotiated cipher suites by IANA name.")
-                    .Register(*registry)),
-        max_version(prometheus::BuildCounter()
-                        .Name("pgtlsmon_client_hello_max_version_total")
-                        .Help("The newest version each connection's first ClientHello offered.")
-                        .Register(*registry)),
-        findings(prometheus::BuildCounter()
-                     .Name("pgtlsmon_findings_total")
-                     .Help("Session records carrying each finding.")
-                     .Register(*registry)),
-        cert_not_after(prometheus::BuildGauge()
-                           .Name("pgtlsmon_server_certificate_not_after_seconds")
-                           .Help("Expiry (Unix time) of each distinct server certificate seen "
-                                 "in clear (capped).")
-                           .Register(*registry)),
-        what_if_sessions(prometheus::BuildCounter()
-                             .Name("pgtlsmon_what_if_sessions_total")
-                             .Help("With --what-if: connections with a ClientHello by the "
-                                   "outcome and version predicted under each planned policy.")
-                             .Register(*registry)),
-        what_if_failures(prometheus::BuildCounter()
-                             .Name("pgtlsmon_what_if_failures_total")
-                             .Help("With --what-if: connections that would fail under each "
-                                   "planned policy, by reason (client capped).")
-                             .Register(*registry)),
-        build_info(prometheus::BuildGauge()
-                       .Name("pgtlsmon_build_info")
-                       .Help("Always 1; labels give the version and the capture backend.")
-                       .Register(*registry)),
-        overflow(prometheus::BuildCounter()
-                     .Name("pgtlsmon_label_overflow_total")
-                     .Help("Label values counted as \"other\" because the label's cap of "
-                           "distinct values was reached.")
-                     .Register(*registry)),
+        sessions(CounterFamily(*registry, "pgtlsmon_sessions_total",
+                               "Connections by outcome and negotiated TLS version, counted when "
+                               "their record is final.")),
+        legacy(CounterFamily(*registry, "pgtlsmon_legacy_sessions_total",
+                             "Connections that negotiated, or only offered, a TLS version older "
+                             "than TLSv1.2 (client capped).")),
+        plaintext(CounterFamily(*registry, "pgtlsmon_plaintext_sessions_total",
+                                "Connections whose StartupMessage travelled in clear (client "
+                                "capped).")),
+        failures(CounterFamily(*registry, "pgtlsmon_handshake_failures_total",
+                               "Failed TLS handshakes by the first fatal alert in clear (none when "
+                               "the peer just closed).")),
+        ciphers(CounterFamily(*registry, "pgtlsmon_negotiated_ciphers_total",
+                              "Negotiated cipher suites by IANA name.")),
+        max_version(
+            CounterFamily(*registry, "pgtlsmon_client_hello_max_version_total",
+                          "The newest version each connection's first ClientHello offered.")),
+        findings(CounterFamily(*registry, "pgtlsmon_findings_total",
+                               "Session records carrying each finding.")),
+        cert_not_after(GaugeFamily(*registry, "pgtlsmon_server_certificate_not_after_seconds",
+                                   "Expiry (Unix time) of each distinct server certificate seen "
+                                   "in clear (capped).")),
+        what_if_sessions(CounterFamily(*registry, "pgtlsmon_what_if_sessions_total",
+                                       "With --what-if: connections with a ClientHello by the "
+                                       "outcome and version predicted under each planned policy.")),
+        what_if_failures(CounterFamily(*registry, "pgtlsmon_what_if_failures_total",
+                                       "With --what-if: connections that would fail under each "
+                                       "planned policy, by reason (client capped).")),
+        build_info(GaugeFamily(*registry, "pgtlsmon_build_info",
+                               "Always 1; labels give the version and the capture backend.")),
+        overflow(CounterFamily(*registry, "pgtlsmon_label_overflow_total",
+                               "Label values counted as \"other\" because the label's cap of "
+                               "distinct values was reached.")),
         overflow_client(overflow.Add({{"label", "client"}})),
         overflow_server(overflow.Add({{"label", "server"}})),
         overflow_certificate(overflow.Add({{"label", "certificate"}})) {
