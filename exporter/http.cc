@@ -322,8 +322,7 @@ struct HttpServerAccess {
         extra.emplace_back("Content-Encoding", "gzip");
       }
     }
-    return Send(c, in, MHD_HTTP_OK, body, om ? kOpenMetricsContentType : kTextContentType,
-                std::move(extra));
+    return Send(c, in, MHD_HTTP_OK, body, om ? kOpenMetricsContentType : kTextContentType, extra);
   }
 
   static void AppendOwn(HttpServer* s, std::vector<prometheus::MetricFamily>* out) {

@@ -359,7 +359,7 @@ struct Engine::Impl {
       return nullptr;
     }
     if (min != 0 && max != 0 && min > max) {
-      *err = "\"ssl_min_protocol_version\" cannot be higher than \"ssl_max_protocol_version\"";
+      *err = R"("ssl_min_protocol_version" cannot be higher than "ssl_max_protocol_version")";
       return nullptr;
     }
     SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
