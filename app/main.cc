@@ -3,6 +3,7 @@
 // Flags and wiring only: capture/ reads packets, parser/ turns them into session records,
 // exporter/ publishes them.
 #include <cstdio>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -190,4 +191,15 @@ int Main(int argc, char** argv) {
 
 }  // namespace pgtlsmon::app
 
-int main(int argc, char** argv) { return pgtlsmon::app::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // Modules catch and convert what they throw (docs/STYLE.md section 3); what still arrives
+  // here (std::bad_alloc) ends the run with a message and exit 1 rather than std::terminate.
+  try {
+    return pgtlsmon::app::Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pgtlsmon: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "pgtlsmon: unknown exception\n");
+  }
+  return 1;
+}

@@ -28,7 +28,8 @@ absl::Status DropCapabilities(const std::vector<int>& keep) {
   }
   if (int rc = capng_get_caps_process(); rc != 0) return Err("reading the process's sets", rc);
   // What each kept capability is now: only permitted ones stay, and inheritable only if it was.
-  std::vector<int> keep_permitted, keep_inheritable;
+  std::vector<int> keep_permitted;
+  std::vector<int> keep_inheritable;
   for (int c : keep) {
     if (capng_have_capability(CAPNG_PERMITTED, static_cast<unsigned>(c)) == 0) continue;
     keep_permitted.push_back(c);

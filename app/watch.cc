@@ -1,13 +1,13 @@
 #include "app/watch.h"
 
 #include <poll.h>
-#include <signal.h>
 #include <sys/resource.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <memory>

@@ -71,13 +71,13 @@ std::vector<std::pair<std::string, std::string>> PolicySummaries(const whatif::E
   for (const whatif::Policy& p : e.policies()) {
     std::vector<std::string> parts;
     if (p.min_version.empty()) {
-      parts.push_back("no minimum version");
+      parts.emplace_back("no minimum version");
     } else {
       parts.push_back(absl::StrCat("min ", p.min_version));
     }
     if (!p.max_version.empty()) parts.push_back(absl::StrCat("max ", p.max_version));
     parts.push_back(absl::StrCat("ciphers '", p.ciphers, "'"));
-    parts.push_back(p.prefer_server_ciphers ? "server order" : "client order");
+    parts.emplace_back(p.prefer_server_ciphers ? "server order" : "client order");
     parts.push_back(p.groups ? absl::StrCat("groups ", *p.groups)
                              : absl::StrCat("curve ", p.ecdh_curve));
     if (p.tls13_ciphers) parts.push_back(absl::StrCat("TLS 1.3 suites '", *p.tls13_ciphers, "'"));

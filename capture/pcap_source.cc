@@ -9,6 +9,7 @@
 #include <limits>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -51,7 +52,7 @@ std::string BuildPortFilter(std::span<const uint16_t> ports, bool vlan,
     });
   }
   if (!tunnel_udp_ports.empty()) {
-    f = absl::StrCat(f, " or proto 47 or ip proto 4 or ip proto 41 or ip6 proto 4 or ip6 proto 41");
+    absl::StrAppend(&f, " or proto 47 or ip proto 4 or ip proto 41 or ip6 proto 4 or ip6 proto 41");
     for (uint16_t port : tunnel_udp_ports) absl::StrAppend(&f, " or udp dst port ", port);
   }
   if (vlan) f = absl::StrCat("(", f, ") or (vlan and (", f, "))");
@@ -104,11 +105,9 @@ absl::StatusOr<std::unique_ptr<PcapSource>> PcapSource::OpenLive(const LiveOptio
     const char* detail = pcap_geterr(p.get());
     std::string msg = absl::StrCat(ifname, ": ", pcap_statustostr(rc));
     // pcap_geterr often repeats pcap_statustostr ("No such device exists"): say it once.
-    if (detail != nullptr && detail[0] != '\0') {
-      const std::string_view d(detail);
-      msg = d.find(pcap_statustostr(rc)) != std::string_view::npos
-                ? absl::StrCat(ifname, ": ", detail)
-                : absl::StrCat(msg, ": ", detail);
+    if (const absl::string_view d = detail != nullptr ? detail : ""; !d.empty()) {
+      msg = absl::StrContains(d, pcap_statustostr(rc)) ? absl::StrCat(ifname, ": ", detail)
+                                                       : absl::StrCat(msg, ": ", detail);
     }
     switch (rc) {
       case PCAP_ERROR_PERM_DENIED:
@@ -159,7 +158,7 @@ absl::StatusOr<bool> PcapSource::NextWithTimeout(RawPacket* pkt, int timeout_ms)
     const u_char* data = nullptr;
     const int rc = pcap_next_ex(handle_, &hdr, &data);
     if (rc == 1) {
-      const uint64_t frac = static_cast<uint64_t>(hdr->ts.tv_usec);
+      const auto frac = static_cast<uint64_t>(hdr->ts.tv_usec);
       pkt->ts_ns =
           static_cast<uint64_t>(hdr->ts.tv_sec) * 1000000000u + (nanos_ ? frac : frac * 1000u);
       pkt->caplen = hdr->caplen;

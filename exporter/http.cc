@@ -24,9 +24,12 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "exporter/exposition.h"
+#include "exporter/text_util.h"
 #include "fmt/format.h"
+#include "parser/text.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
 #include "prometheus/text_serializer.h"
@@ -100,18 +103,15 @@ absl::StatusOr<ListenAddr> ParseListenAddr(std::string_view addr) {
     if (colon == std::string_view::npos) return bad("missing ':PORT'");
     host = std::string(addr.substr(0, colon));
     port = addr.substr(colon + 1);
-    if (host.find(':') != std::string::npos) return bad("IPv6 addresses go in brackets");
+    if (absl::StrContains(host, ':')) return bad("IPv6 addresses go in brackets");
   }
-  unsigned value = 0;
-  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value > 65535) {
-    return bad("bad port");
-  }
+  const std::optional<unsigned> value = ParseWholeNumber<unsigned>(port);
+  if (!value || *value > 65535) return bad("bad port");
   ListenAddr out;
   if (v6) {
     sockaddr_in6 a{};
     a.sin6_family = AF_INET6;
-    a.sin6_port = htons(static_cast<uint16_t>(value));
+    a.sin6_port = htons(static_cast<uint16_t>(*value));
     if (inet_pton(AF_INET6, host.c_str(), &a.sin6_addr) != 1) return bad("not an IPv6 address");
     std::memcpy(&out.storage, &a, sizeof(a));
     out.len = sizeof(a);
@@ -119,7 +119,7 @@ absl::StatusOr<ListenAddr> ParseListenAddr(std::string_view addr) {
   } else {
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(value));
+    a.sin_port = htons(static_cast<uint16_t>(*value));
     if (inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) {
       return bad("not a numeric IP address");
     }
@@ -174,7 +174,7 @@ std::string CheckClientCert(MHD_Connection* c, const TlsServerConfig& tls) {
   gnutls_x509_crt_t crt = nullptr;
   if (gnutls_x509_crt_init(&crt) != GNUTLS_E_SUCCESS) return "out of memory";
   bool match = false;
-  if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) == GNUTLS_E_SUCCESS) {
+  if (gnutls_x509_crt_import(crt, certs, GNUTLS_X509_FMT_DER) == GNUTLS_E_SUCCESS) {
     for (unsigned i = 0; !match && i < 64; ++i) {
       char buf[1024];
       size_t size = sizeof(buf);
@@ -214,7 +214,7 @@ struct HttpServerAccess {
 
   static MHD_Result Send(MHD_Connection* c, HttpServer::Instance* in, unsigned status,
                          std::string_view body, std::string_view content_type,
-                         std::vector<std::pair<const char*, std::string>> extra = {},
+                         const std::vector<std::pair<const char*, std::string>>& extra = {},
                          bool basic_auth_challenge = false) {
     MHD_Response* r = MHD_create_response_from_buffer(body.size(), const_cast<char*>(body.data()),
                                                       MHD_RESPMEM_MUST_COPY);  // NOLINT
@@ -322,8 +322,7 @@ struct HttpServerAccess {
         extra.emplace_back("Content-Encoding", "gzip");
       }
     }
-    return Send(c, in, MHD_HTTP_OK, body, om ? kOpenMetricsContentType : kTextContentType,
-                std::move(extra));
+    return Send(c, in, MHD_HTTP_OK, body, om ? kOpenMetricsContentType : kTextContentType, extra);
   }
 
   static void AppendOwn(HttpServer* s, std::vector<prometheus::MetricFamily>* out) {
@@ -411,7 +410,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
 
   const auto fail = [&](std::string_view what, int err) {
     return absl::UnavailableError(
-        fmt::format("cannot listen on {}: {}: {}", listen_addr, what, std::strerror(err)));
+        fmt::format("cannot listen on {}: {}: {}", listen_addr, what, parser::ErrnoText(err)));
   };
   std::unique_ptr<HttpServer> s(new HttpServer());
   s->metrics_ = std::move(metrics);
@@ -424,6 +423,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   setsockopt(s->listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (addr->family == AF_INET6)
     setsockopt(s->listen_fd_, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  // The sockets API takes every address family as a sockaddr*: the casts below are its.
   if (bind(s->listen_fd_, reinterpret_cast<const sockaddr*>(&addr->storage),  // NOLINT
            addr->len) != 0) {
     return fail("bind", errno);
@@ -460,16 +460,13 @@ absl::StatusOr<std::unique_ptr<HttpServer::Instance>> HttpServer::Launch(WebConf
   in->tokens = in->web.rate_limit_burst;
   unsigned flags =
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+  // The callbacks go to MHD_start_daemon as variadic arguments (below): an MHD_OptionItem
+  // holds a function only as an intptr_t.
   std::vector<MHD_OptionItem> opts = {
-      {MHD_OPTION_EXTERNAL_LOGGER, reinterpret_cast<intptr_t>(&Logger), nullptr},  // NOLINT
       {MHD_OPTION_CONNECTION_LIMIT, kConnectionLimit, nullptr},
       {MHD_OPTION_CONNECTION_TIMEOUT, kIdleTimeoutS, nullptr},
       {MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<intptr_t>(kConnectionMemory), nullptr},
       {MHD_OPTION_THREAD_POOL_SIZE, kThreads, nullptr},
-      {MHD_OPTION_NOTIFY_CONNECTION, reinterpret_cast<intptr_t>(&HttpServerAccess::OnConnection),
-       this},  // NOLINT
-      {MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&HttpServerAccess::OnCompleted),
-       this},  // NOLINT
   };
   if (const auto& tls = in->web.tls) {
     if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
@@ -494,11 +491,14 @@ absl::StatusOr<std::unique_ptr<HttpServer::Instance>> HttpServer::Launch(WebConf
   opts.push_back({MHD_OPTION_LISTEN_SOCKET, fd, nullptr});
   opts.push_back({MHD_OPTION_END, 0, nullptr});
   in->daemon = MHD_start_daemon(flags, 0, nullptr, nullptr, &HttpServerAccess::Handle, in.get(),
+                                MHD_OPTION_EXTERNAL_LOGGER, &Logger, nullptr,
+                                MHD_OPTION_NOTIFY_CONNECTION, &HttpServerAccess::OnConnection, this,
+                                MHD_OPTION_NOTIFY_COMPLETED, &HttpServerAccess::OnCompleted, this,
                                 MHD_OPTION_ARRAY, opts.data(), MHD_OPTION_END);
   if (in->daemon == nullptr) {
     // libmicrohttpd may or may not have closed it: close it only if it is still our socket.
-    struct stat a {
-    }, b{};
+    struct stat a {};
+    struct stat b {};
     if (fstat(fd, &a) == 0 && fstat(listen_fd_, &b) == 0 && a.st_ino == b.st_ino) close(fd);
     return absl::UnavailableError(
         "libmicrohttpd did not start (see its message above: certificate, key or TLS settings)");

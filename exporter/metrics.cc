@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "exporter/text_util.h"
 #include "parser/tls_names.h"
@@ -99,6 +100,18 @@ void AddSample(prometheus::MetricFamily* f, std::vector<prometheus::ClientMetric
   f->metric.push_back(std::move(m));
 }
 
+// A family of the registry (every metric of pgtlsmon is defined in this file).
+prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& registry,
+                                                       const std::string& name,
+                                                       const std::string& help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
+}
+prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& registry,
+                                                   const std::string& name,
+                                                   const std::string& help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
+}
+
 prometheus::MetricFamily NewFamily(std::string name, std::string help,
                                    prometheus::MetricType type) {
   prometheus::MetricFamily f;
@@ -106,11 +119,6 @@ prometheus::MetricFamily NewFamily(std::string name, std::string help,
   f.help = std::move(help);
   f.type = type;
   return f;
-}
-
-absl::Status ErrnoStatus(int err, std::string_view what) {
-  return absl::Status(absl::ErrnoToStatusCode(err),
-                      absl::StrCat(std::string(what), ": ", strerror(err)));
 }
 
 }  // namespace
@@ -121,62 +129,39 @@ struct Metrics::State : public prometheus::Collectable {
   explicit State(Options o)
       : options(std::move(o)),
         registry(std::make_shared<prometheus::Registry>()),
-        sessions(prometheus::BuildCounter()
-                     .Name("pgtlsmon_sessions_total")
-                     .Help("Connections by outcome and negotiated TLS version, counted when "
-                           "their record is final.")
-                     .Register(*registry)),
-        legacy(prometheus::BuildCounter()
-                   .Name("pgtlsmon_legacy_sessions_total")
-                   .Help("Connections that negotiated, or only offered, a TLS version older "
-                         "than TLSv1.2 (client capped).")
-                   .Register(*registry)),
-        plaintext(prometheus::BuildCounter()
-                      .Name("pgtlsmon_plaintext_sessions_total")
-                      .Help("Connections whose StartupMessage travelled in clear (client "
-                            "capped).")
-                      .Register(*registry)),
-        failures(prometheus::BuildCounter()
-                     .Name("pgtlsmon_handshake_failures_total")
-                     .Help("Failed TLS handshakes by the first fatal alert in clear (none when "
-                           "the peer just closed).")
-                     .Register(*registry)),
-        ciphers(prometheus::BuildCounter()
-                    .Name("pgtlsmon_negotiated_ciphers_total")
-                    .Help("Negotiated cipher suites by IANA name.")
-                    .Register(*registry)),
-        max_version(prometheus::BuildCounter()
-                        .Name("pgtlsmon_client_hello_max_version_total")
-                        .Help("The newest version each connection's first ClientHello offered.")
-                        .Register(*registry)),
-        findings(prometheus::BuildCounter()
-                     .Name("pgtlsmon_findings_total")
-                     .Help("Session records carrying each finding.")
-                     .Register(*registry)),
-        cert_not_after(prometheus::BuildGauge()
-                           .Name("pgtlsmon_server_certificate_not_after_seconds")
-                           .Help("Expiry (Unix time) of each distinct server certificate seen "
-                                 "in clear (capped).")
-                           .Register(*registry)),
-        what_if_sessions(prometheus::BuildCounter()
-                             .Name("pgtlsmon_what_if_sessions_total")
-                             .Help("With --what-if: connections with a ClientHello by the "
-                                   "outcome and version predicted under each planned policy.")
-                             .Register(*registry)),
-        what_if_failures(prometheus::BuildCounter()
-                             .Name("pgtlsmon_what_if_failures_total")
-                             .Help("With --what-if: connections that would fail under each "
-                                   "planned policy, by reason (client capped).")
-                             .Register(*registry)),
-        build_info(prometheus::BuildGauge()
-                       .Name("pgtlsmon_build_info")
-                       .Help("Always 1; labels give the version and the capture backend.")
-                       .Register(*registry)),
-        overflow(prometheus::BuildCounter()
-                     .Name("pgtlsmon_label_overflow_total")
-                     .Help("Label values counted as \"other\" because the label's cap of "
-                           "distinct values was reached.")
-                     .Register(*registry)),
+        sessions(CounterFamily(*registry, "pgtlsmon_sessions_total",
+                               "Connections by outcome and negotiated TLS version, counted when "
+                               "their record is final.")),
+        legacy(CounterFamily(*registry, "pgtlsmon_legacy_sessions_total",
+                             "Connections that negotiated, or only offered, a TLS version older "
+                             "than TLSv1.2 (client capped).")),
+        plaintext(CounterFamily(*registry, "pgtlsmon_plaintext_sessions_total",
+                                "Connections whose StartupMessage travelled in clear (client "
+                                "capped).")),
+        failures(CounterFamily(*registry, "pgtlsmon_handshake_failures_total",
+                               "Failed TLS handshakes by the first fatal alert in clear (none when "
+                               "the peer just closed).")),
+        ciphers(CounterFamily(*registry, "pgtlsmon_negotiated_ciphers_total",
+                              "Negotiated cipher suites by IANA name.")),
+        max_version(
+            CounterFamily(*registry, "pgtlsmon_client_hello_max_version_total",
+                          "The newest version each connection's first ClientHello offered.")),
+        findings(CounterFamily(*registry, "pgtlsmon_findings_total",
+                               "Session records carrying each finding.")),
+        cert_not_after(GaugeFamily(*registry, "pgtlsmon_server_certificate_not_after_seconds",
+                                   "Expiry (Unix time) of each distinct server certificate seen "
+                                   "in clear (capped).")),
+        what_if_sessions(CounterFamily(*registry, "pgtlsmon_what_if_sessions_total",
+                                       "With --what-if: connections with a ClientHello by the "
+                                       "outcome and version predicted under each planned policy.")),
+        what_if_failures(CounterFamily(*registry, "pgtlsmon_what_if_failures_total",
+                                       "With --what-if: connections that would fail under each "
+                                       "planned policy, by reason (client capped).")),
+        build_info(GaugeFamily(*registry, "pgtlsmon_build_info",
+                               "Always 1; labels give the version and the capture backend.")),
+        overflow(CounterFamily(*registry, "pgtlsmon_label_overflow_total",
+                               "Label values counted as \"other\" because the label's cap of "
+                               "distinct values was reached.")),
         overflow_client(overflow.Add({{"label", "client"}})),
         overflow_server(overflow.Add({{"label", "server"}})),
         overflow_certificate(overflow.Add({{"label", "certificate"}})) {
@@ -548,7 +533,7 @@ std::string Metrics::SerializeText() const {
   try {
     return prometheus::TextSerializer().Serialize(state_->Collect());
   } catch (const std::exception&) {
-    return std::string();
+    return {};
   }
 }
 
@@ -556,14 +541,14 @@ namespace {
 
 // write() until all of `text` is out; the error names `name`.
 absl::Status WriteAll(int fd, const std::string& text, const std::string& name) {
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = write(fd, text.data() + done, text.size() - done);
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const ssize_t n = write(fd, rest.data(), rest.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoStatus(errno, absl::StrCat("writing ", name));
+      return absl::ErrnoToStatus(errno, absl::StrCat("writing ", name));
     }
-    done += static_cast<size_t>(n);
+    rest.remove_prefix(static_cast<size_t>(n));
   }
   return absl::OkStatus();
 }
@@ -581,17 +566,17 @@ absl::Status Metrics::WriteTextFile(const std::string& path) const {
   // would replace the device node (as root) instead of writing to it.
   if (struct stat st{}; stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
     const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return ErrnoStatus(errno, absl::StrCat("opening ", path));
+    if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("opening ", path));
     absl::Status st_write = WriteAll(fd, text, path);
     if (close(fd) != 0 && st_write.ok())
-      st_write = ErrnoStatus(errno, absl::StrCat("writing ", path));
+      st_write = absl::ErrnoToStatus(errno, absl::StrCat("writing ", path));
     return st_write;
   }
   // The temporary file sits next to the target so that rename() is atomic; node_exporter skips
   // files not ending in .prom, so a leftover never gets read.
   const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
   const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("creating ", tmp));
+  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("creating ", tmp));
   if (absl::Status st = WriteAll(fd, text, tmp); !st.ok()) {
     close(fd);
     unlink(tmp.c_str());
@@ -602,12 +587,12 @@ absl::Status Metrics::WriteTextFile(const std::string& path) const {
   if (sync_err != 0 || close_err != 0) {
     const int err = sync_err != 0 ? sync_err : close_err;
     unlink(tmp.c_str());
-    return ErrnoStatus(err, absl::StrCat("writing ", tmp));
+    return absl::ErrnoToStatus(err, absl::StrCat("writing ", tmp));
   }
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     unlink(tmp.c_str());
-    return ErrnoStatus(err, absl::StrCat("renaming ", tmp, " to ", path));
+    return absl::ErrnoToStatus(err, absl::StrCat("renaming ", tmp, " to ", path));
   }
   return absl::OkStatus();
 }

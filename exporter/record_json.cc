@@ -181,11 +181,11 @@ void AppendPg(const parser::PgInfo& pg, std::string* out) {
     return;
   }
   const parser::StartupInfo& s = *pg.startup;
-  out->append("{\"protocol\": \"");
+  out->append(R"({"protocol": ")");
   AppendUint(s.protocol_major, out);
   out->push_back('.');
   AppendUint(s.protocol_minor, out);
-  out->append("\", \"user\": ");
+  out->append(R"(", "user": )");
   AppendOptString(s.user, out);
   out->append(", \"database\": ");
   AppendOptString(s.database, out);
@@ -295,11 +295,11 @@ void AppendCertificate(const parser::CertificateInfo& c, std::string* out) {
   AppendJsonString(c.subject, out);
   out->append(", \"issuer\": ");
   AppendJsonString(c.issuer, out);
-  out->append(", \"not_before\": \"");
+  out->append(R"(, "not_before": ")");
   AppendRfc3339Seconds(c.not_before, out);
-  out->append("\", \"not_after\": \"");
+  out->append(R"(", "not_after": ")");
   AppendRfc3339Seconds(c.not_after, out);
-  out->append("\", \"key_type\": ");
+  out->append(R"(", "key_type": )");
   AppendJsonString(c.key_type, out);
   out->append(", \"key_bits\": ");
   AppendInt(c.key_bits, out);
@@ -354,7 +354,7 @@ void AppendFindings(uint32_t findings, std::string* out) {
 // `, "tunnel": {...}` on tunnelled connections only (the field is absent on bare ones).
 void AppendTunnel(const std::optional<parser::TunnelInfo>& t, std::string* out) {
   if (!t) return;
-  out->append(", \"tunnel\": {\"type\": ");
+  out->append(R"(, "tunnel": {"type": )");
   AppendPlain(parser::TunnelTypeName(t->type), out);
   out->append(", \"id\": ");
   if (t->has_id) {
@@ -439,9 +439,9 @@ void AppendRfc3339Seconds(int64_t unix_s, std::string* out) {
 }
 
 void AppendRecordJson(const parser::SessionRecord& r, std::string* out) {
-  out->append("{\"ts\": \"");
+  out->append(R"({"ts": ")");
   AppendRfc3339Micros(r.ts_us, out);
-  out->append("\", \"client\": ");
+  out->append(R"(", "client": )");
   AppendEndpoint(r.client, out);
   out->append(", \"server\": ");
   AppendEndpoint(r.server, out);

@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "exporter/record_json.h"
@@ -39,10 +40,10 @@ size_t Width(std::string_view s) {
 std::string FitWidth(const std::string& s, size_t width) {
   std::string out;
   size_t n = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const bool starts_char = (static_cast<unsigned char>(s[i]) & 0xC0) != 0x80;
+  for (const char c : s) {
+    const bool starts_char = (static_cast<unsigned char>(c) & 0xC0) != 0x80;
     if (starts_char && ++n > width - 3) break;
-    out.push_back(s[i]);
+    out.push_back(c);
   }
   out.append("...");
   return out;
@@ -76,7 +77,7 @@ std::string ShortCipher(uint16_t suite) {
   const std::string_view name = parser::CipherName(suite);
   if (name.empty()) return parser::HexCode(suite);
   std::string s(name);
-  if (s.rfind("TLS_", 0) == 0) s.erase(0, 4);
+  if (absl::StartsWith(s, "TLS_")) s.erase(0, 4);
   return absl::StrReplaceAll(s, {{"_WITH_", "_"}});
 }
 
@@ -124,10 +125,10 @@ std::string Join(const std::set<std::string>& items, size_t max_width) {
 
 TableReport::TableReport(FILE* out) : TableReport(out, Options()) {}
 TableReport::TableReport(FILE* out, Options options)
-    : file_(out), options_(options), what_if_(options_.what_if_policies.size()) {}
+    : file_(out), options_(std::move(options)), what_if_(options_.what_if_policies.size()) {}
 TableReport::TableReport(std::string* out) : TableReport(out, Options()) {}
 TableReport::TableReport(std::string* out, Options options)
-    : string_(out), options_(options), what_if_(options_.what_if_policies.size()) {}
+    : string_(out), options_(std::move(options)), what_if_(options_.what_if_policies.size()) {}
 
 void TableReport::Write(std::string_view s) {
   if (string_ != nullptr) {

@@ -1,9 +1,13 @@
 // exporter/text_util.h: small text helpers shared by the JSON writer, metrics and the table.
 #pragma once
 
+#include <charconv>
 #include <cstddef>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 #include "parser/events.h"
 
@@ -20,6 +24,20 @@ std::string ValidUtf8(std::string_view s, size_t max_bytes);
 // `s` made safe for a terminal: control characters and invalid UTF-8 bytes become "\xNN",
 // at most `max_chars` characters are kept (an ellipsis "..." marks a cut).
 std::string TerminalSafe(std::string_view s, size_t max_chars);
+
+// std::from_chars on the front of `s`: how many characters the number took, 0 if none.
+template <typename T>
+size_t FromCharsPrefix(std::string_view s, T* v) {
+  const auto [end, ec] = std::from_chars(s.data(), std::to_address(s.end()), *v);
+  return ec == std::errc() ? static_cast<size_t>(end - s.data()) : 0;
+}
+// `s` as one number of type T, nothing before or after it (std::from_chars' syntax).
+template <typename T>
+std::optional<T> ParseWholeNumber(std::string_view s) {
+  T v{};
+  if (s.empty() || FromCharsPrefix(s, &v) != s.size()) return std::nullopt;
+  return v;
+}
 
 // "IP:port", "[IPv6]:port" for IPv6, as the `server` label and the table show endpoints.
 std::string FormatEndpoint(const parser::Endpoint& e);

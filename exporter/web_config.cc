@@ -16,7 +16,9 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "exporter/text_util.h"
 #include "fmt/format.h"
+#include "parser/text.h"
 #include "yaml-cpp/yaml.h"
 
 namespace pgtlsmon::exporter {
@@ -92,7 +94,7 @@ absl::StatusOr<std::vector<std::string>> StrList(const YAML::Node& n, std::strin
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, std::string_view key) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Bad(key, fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+  if (!in) return Bad(key, fmt::format("cannot read {}: {}", path, parser::ErrnoText(errno)));
   std::string data;
   data.resize(kMaxFileBytes + 1);
   in.read(data.data(), static_cast<std::streamsize>(data.size()));
@@ -107,17 +109,19 @@ absl::StatusOr<double> Duration(const YAML::Node& n, std::string_view key) {
   const std::string& s = n.Scalar();
   if (s == "0") return 0.0;
   double total = 0;
-  const char* p = s.data();
-  const char* end = s.data() + s.size();
-  if (p == end) return Bad(key, "expected a duration such as 1s or 250ms");
-  while (p < end) {
+  std::string_view rest = s;
+  if (rest.empty()) return Bad(key, "expected a duration such as 1s or 250ms");
+  while (!rest.empty()) {
     double v = 0;
-    const auto [next, ec] = std::from_chars(p, end, v);
-    if (ec != std::errc() || v < 0) return Bad(key, fmt::format("'{}' is not a duration", s));
-    p = next;
-    const char* u = p;
-    while (p < end && std::isalpha(static_cast<unsigned char>(*p))) ++p;
-    const std::string_view unit(u, static_cast<size_t>(p - u));
+    const size_t number = FromCharsPrefix(rest, &v);
+    if (number == 0 || v < 0) return Bad(key, fmt::format("'{}' is not a duration", s));
+    rest.remove_prefix(number);
+    size_t letters = 0;
+    while (letters < rest.size() && std::isalpha(static_cast<unsigned char>(rest[letters]))) {
+      ++letters;
+    }
+    const std::string_view unit = rest.substr(0, letters);
+    rest.remove_prefix(letters);
     static const std::array<std::pair<std::string_view, double>, 7> kUnits = {{
         {"ns", 1e-9},
         {"us", 1e-6},
@@ -326,7 +330,9 @@ absl::StatusOr<std::shared_ptr<const TlsServerConfig>> ParseTls(const YAML::Node
     auto names = StrList(it->second, Join(where, "cipher_suites"));
     if (!names.ok()) return names.status();
     if (!names->empty()) {
-      std::vector<std::string_view> kx, ciphers, macs;
+      std::vector<std::string_view> kx;
+      std::vector<std::string_view> ciphers;
+      std::vector<std::string_view> macs;
       const auto add = [](std::vector<std::string_view>* list, std::string_view s) {
         if (!s.empty() && std::find(list->begin(), list->end(), s) == list->end())
           list->push_back(s);
@@ -492,13 +498,12 @@ absl::StatusOr<WebConfig> ParseWebConfig(std::string_view yaml, const std::strin
             if (!d.ok()) return d.status();
             cfg.rate_limit_interval_s = *d;
           } else {
-            int burst = -1;
-            const std::string s = rv.IsScalar() ? rv.Scalar() : "";
-            const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), burst);
-            if (s.empty() || ec != std::errc() || p != s.data() + s.size() || burst < 0) {
+            const std::optional<int> burst =
+                ParseWholeNumber<int>(rv.IsScalar() ? rv.Scalar() : std::string());
+            if (!burst || *burst < 0) {
               return Bad("rate_limit.burst", "expected a non-negative integer");
             }
-            cfg.rate_limit_burst = burst;
+            cfg.rate_limit_burst = *burst;
           }
         }
         if (cfg.rate_limit_interval_s > 0 && cfg.rate_limit_burst < 1) cfg.rate_limit_burst = 1;
@@ -527,9 +532,11 @@ bool VerifyCryptHash(std::string_view password, const std::string& hash) {
   const std::string pw(password);
   crypt_data data{};
   const char* out = crypt_rn(pw.c_str(), hash.c_str(), &data, sizeof(data));
-  if (out == nullptr || out[0] == '*') return false;
-  const size_t n = std::strlen(out);
-  return n == hash.size() && CRYPTO_memcmp(out, hash.data(), n) == 0;
+  if (out == nullptr) return false;
+  const std::string_view result(out);
+  if (result.starts_with('*')) return false;
+  return result.size() == hash.size() &&
+         CRYPTO_memcmp(result.data(), hash.data(), result.size()) == 0;
 }
 
 BasicAuthenticator::BasicAuthenticator(std::map<std::string, std::string> users)

@@ -33,7 +33,7 @@ std::string NameText(const X509_NAME* name) {
   char* data = nullptr;
   const long len = BIO_get_mem_data(bio.get(), &data);
   if (len <= 0 || data == nullptr) return {};
-  return std::string(data, static_cast<size_t>(len));
+  return {data, static_cast<size_t>(len)};
 }
 
 // The time in UTC, whatever the process time zone: the date through std::chrono's calendar.

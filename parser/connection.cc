@@ -162,10 +162,9 @@ void Connection::FeedTls(size_t dir) {
   }
   const size_t used = p.Feed(d, sinks_[dir], stats_);
   s.Consume(used);
-  if (p.failed()) {
-    s.Release();
-  } else if (dir == kServer && state_ == ConnectionState::kAwaitClientRecord) {
-    // TLS 1.3: what the server sends after its ServerHello is encrypted; stop reading it.
+  // A failed parser reads no more; and in TLS 1.3 what the server sends after its
+  // ServerHello is encrypted: stop reading it.
+  if (p.failed() || (dir == kServer && state_ == ConnectionState::kAwaitClientRecord)) {
     s.Release();
   }
 }

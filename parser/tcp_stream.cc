@@ -43,8 +43,7 @@ void TcpStream::AddSegment(uint32_t seq, std::span<const uint8_t> payload, uint3
     for (const Pending& p : pending_) {
       if (p.seq == seq && p.bytes.size() >= payload.size()) return;
     }
-    pending_.push_back({seq, std::string(reinterpret_cast<const char*>(payload.data()),  // NOLINT
-                                         payload.size())});
+    pending_.push_back({seq, std::vector<uint8_t>(payload.begin(), payload.end())});
     pending_bytes_ += payload.size();
     return;
   }
@@ -77,8 +76,7 @@ void TcpStream::DrainPending(ParseStats* stats) {
       pending_bytes_ -= p.bytes.size();
       const auto skip = static_cast<size_t>(-off);
       if (skip < p.bytes.size()) {
-        const auto* b = reinterpret_cast<const uint8_t*>(p.bytes.data());  // NOLINT
-        Append(std::span<const uint8_t>(b + skip, p.bytes.size() - skip), stats);
+        Append(std::span<const uint8_t>(p.bytes).subspan(skip), stats);
         next_seq_ += static_cast<uint32_t>(p.bytes.size() - skip);
       }
       progress = true;

@@ -53,7 +53,7 @@ class TcpStream {
  private:
   struct Pending {
     uint32_t seq;
-    std::string bytes;
+    std::vector<uint8_t> bytes;
   };
   void Append(std::span<const uint8_t> bytes, ParseStats* stats);
   void DrainPending(ParseStats* stats);

@@ -1,6 +1,8 @@
 #include "parser/text.h"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 
 namespace pgtlsmon::parser {
 namespace {
@@ -8,6 +10,12 @@ namespace {
 constexpr char kReplacement[] = "\xEF\xBF\xBD";
 
 }  // namespace
+
+std::string ErrnoText(int err) {
+  std::array<char, 256> buf{};
+  // GNU strerror_r (g++ defines _GNU_SOURCE): returns the text, in `buf` or a static string.
+  return strerror_r(err, buf.data(), buf.size());
+}
 
 size_t Utf8SequenceLength(std::span<const uint8_t> b) {
   const uint8_t c = b[0];

@@ -21,6 +21,9 @@ inline void AppendHexBytes(std::span<const uint8_t> bytes, std::string* out) {
   for (uint8_t b : bytes) AppendHex(b, 2, out);
 }
 
+// strerror(err), but safe to call from any thread (std::strerror is not).
+std::string ErrnoText(int err);
+
 // Length of the valid UTF-8 sequence at the front of `b` (non-empty), 0 if none starts there
 // (overlong forms, surrogates and code points past U+10FFFF are invalid, as in RFC 3629).
 size_t Utf8SequenceLength(std::span<const uint8_t> b);

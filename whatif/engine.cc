@@ -14,10 +14,12 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <span>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "parser/byte_reader.h"
 #include "parser/tls_hello.h"
 
 namespace pgtlsmon::whatif {
@@ -80,77 +82,73 @@ std::string_view ReasonFor(unsigned long e) {
   }
 }
 
-uint16_t Be16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+void Append(std::string* s, std::span<const uint8_t> b) { s->append(b.begin(), b.end()); }
 
 // The ClientHello's shape: its bytes without random, session id and key-share bytes (their
 // lengths stay), so that connections of one client kind share an answer.
 std::string HelloShape(const parser::RawClientHello& h) {
-  const std::vector<uint8_t>& m = h.message;
+  const std::span<const uint8_t> m(h.message);
   std::string s;
-  s.reserve(m.size());
+  s.reserve(m.size() + 3);
   s.push_back(h.sslv2 ? '2' : '3');
   s.push_back(static_cast<char>(h.record_version >> 8));
   s.push_back(static_cast<char>(h.record_version));
   const auto whole = [&] {
     s.resize(3);
-    s.append(reinterpret_cast<const char*>(m.data()), m.size());
+    Append(&s, m);
     return s;
   };
   if (h.sslv2) {
     // msg_type, version, cipher_specs_len, session_id_len, challenge_len, specs, id, challenge.
-    if (m.size() < 9) return whole();
-    const size_t specs = Be16(&m[3]);
-    if (9 + specs > m.size()) return whole();
-    s.append(reinterpret_cast<const char*>(m.data()), 9 + specs);
+    const size_t specs = parser::PeekU16Be(m, 3).value_or(0);
+    if (m.size() < 9 || 9 + specs > m.size()) return whole();
+    Append(&s, m.first(9 + specs));
     s.push_back(static_cast<char>(m.size() - 9 - specs));
     return s;
   }
-  size_t i = 4;  // after the handshake header
-  if (m.size() < i + 2 + 32 + 1) return whole();
-  s.append(reinterpret_cast<const char*>(&m[0]), 4 + 2);  // header, legacy_version
-  i += 2 + 32;
-  const size_t sid = m[i];
-  s.push_back(static_cast<char>(sid));
-  i += 1 + sid;
-  if (i + 2 > m.size()) return whole();
-  const size_t cs = Be16(&m[i]);
-  if (i + 2 + cs + 1 > m.size()) return whole();
-  const size_t comp = m[i + 2 + cs];
-  const size_t ext_start = i + 2 + cs + 1 + comp;
-  if (ext_start > m.size()) return whole();
-  s.append(reinterpret_cast<const char*>(&m[i]), ext_start - i);
-  i = ext_start;
-  if (i == m.size()) return s;
-  if (i + 2 > m.size()) return whole();
-  const size_t ext_end = i + 2 + Be16(&m[i]);
-  if (ext_end != m.size()) return whole();
-  i += 2;
-  while (i + 4 <= ext_end) {
-    const uint16_t type = Be16(&m[i]);
-    const size_t len = Be16(&m[i + 2]);
-    if (i + 4 + len > ext_end) return whole();
-    const uint8_t* d = &m[i + 4];
-    s.append(reinterpret_cast<const char*>(&m[i]), 4);
-    if (type == kExtKeyShare && len >= 2) {
+  parser::ByteReader r(m);
+  const auto head = r.Bytes(4 + 2);  // handshake header, legacy_version
+  if (!head || !r.Skip(32)) return whole();
+  const auto sid = r.U8();
+  if (!sid || !r.Skip(*sid)) return whole();
+  Append(&s, *head);
+  s.push_back(static_cast<char>(*sid));
+  // cipher_suites and compression_methods as they are, with their lengths.
+  const std::span<const uint8_t> lists = r.rest();
+  const auto cs = r.U16Be();
+  if (!cs || !r.Skip(*cs)) return whole();
+  const auto comp = r.U8();
+  if (!comp || !r.Skip(*comp)) return whole();
+  Append(&s, lists.first(lists.size() - r.remaining()));
+  if (r.empty()) return s;
+  const auto ext_len = r.U16Be();
+  if (!ext_len || *ext_len != r.remaining()) return whole();
+  while (r.remaining() >= 4) {
+    const auto ext_head = r.Bytes(4);  // type, length
+    const uint16_t type = parser::PeekU16Be(*ext_head, 0).value_or(0);
+    const auto data = r.Bytes(parser::PeekU16Be(*ext_head, 2).value_or(0));
+    if (!data) return whole();
+    Append(&s, *ext_head);
+    if (type == kExtKeyShare && data->size() >= 2) {
       // Each share: group (2), key length (2), key; keep the group and the length.
-      size_t j = 2;
-      while (j + 4 <= len) {
-        s.append(reinterpret_cast<const char*>(d + j), 4);
-        j += 4 + Be16(d + j + 2);
+      parser::ByteReader shares(data->subspan(2));
+      while (shares.remaining() >= 4) {
+        const auto share_head = shares.Bytes(4);
+        Append(&s, *share_head);
+        if (!shares.Skip(parser::PeekU16Be(*share_head, 2).value_or(0))) break;
       }
     } else if (type != kExtPreSharedKey && type != kExtPadding) {
-      s.append(reinterpret_cast<const char*>(d), len);
+      Append(&s, *data);
     }
-    i += 4 + len;
   }
-  if (i != ext_end) return whole();
+  if (!r.empty()) return whole();
   return s;
 }
 
 // The records a client would have sent for `h`.
 std::vector<uint8_t> Records(const parser::RawClientHello& h) {
   std::vector<uint8_t> out;
-  const std::vector<uint8_t>& m = h.message;
+  const std::span<const uint8_t> m(h.message);
   if (h.sslv2) {
     if (m.size() > 0x7fff) return out;
     out.push_back(static_cast<uint8_t>(0x80 | (m.size() >> 8)));
@@ -159,27 +157,28 @@ std::vector<uint8_t> Records(const parser::RawClientHello& h) {
     return out;
   }
   for (size_t off = 0; off < m.size(); off += kMaxFragment) {
-    const size_t n = std::min(kMaxFragment, m.size() - off);
+    const std::span<const uint8_t> fragment =
+        m.subspan(off, std::min(kMaxFragment, m.size() - off));
     out.push_back(22);
     out.push_back(static_cast<uint8_t>(h.record_version >> 8));
     out.push_back(static_cast<uint8_t>(h.record_version));
-    out.push_back(static_cast<uint8_t>(n >> 8));
-    out.push_back(static_cast<uint8_t>(n));
-    out.insert(out.end(), m.begin() + static_cast<ptrdiff_t>(off),
-               m.begin() + static_cast<ptrdiff_t>(off + n));
+    out.push_back(static_cast<uint8_t>(fragment.size() >> 8));
+    out.push_back(static_cast<uint8_t>(fragment.size()));
+    out.insert(out.end(), fragment.begin(), fragment.end());
   }
   return out;
 }
 
 // Reads the ServerHello's version and suite from the first record OpenSSL wrote.
-bool ReadServerHello(const uint8_t* rec, size_t len, parser::WhatIfPrediction* p) {
+bool ReadServerHello(std::span<const uint8_t> rec, parser::WhatIfPrediction* p) {
   // Handshake header (4), then the body the parser reads (tls_hello.h). A HelloRetryRequest is
   // a success too: the client retries with the shared group, under the HRR's version and suite.
-  if (len < 4 || rec[0] != 2) return false;
-  const size_t body =
-      std::min(len - 4, (size_t{rec[1]} << 16) | (size_t{rec[2]} << 8) | size_t{rec[3]});
+  parser::ByteReader r(rec);
+  const auto type = r.U8();
+  const auto length = r.U24Be();
+  if (!type || !length || *type != 2) return false;
   parser::ServerHelloInfo sh;
-  if (parser::ParseServerHello(std::span<const uint8_t>(rec + 4, body), &sh) !=
+  if (parser::ParseServerHello(r.rest().first(std::min<size_t>(r.remaining(), *length)), &sh) !=
       parser::ParseResult::kOk) {
     return false;
   }
@@ -285,9 +284,8 @@ struct Engine::Impl {
     X509_gmtime_adj(X509_getm_notBefore(x), -3600);
     X509_gmtime_adj(X509_getm_notAfter(x), 3600L * 24 * 365);
     X509_NAME* n = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>("pgtlsmon what-if"), -1, -1,
-                               0);
+    static constexpr unsigned char kCommonName[] = "pgtlsmon what-if";
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, kCommonName, -1, -1, 0);
     X509_set_issuer_name(x, n);
     X509_set_pubkey(x, id.key.get());
     const bool ed = k.type == KeySpec::Type::kEd25519 || k.type == KeySpec::Type::kEd448;
@@ -361,7 +359,7 @@ struct Engine::Impl {
       return nullptr;
     }
     if (min != 0 && max != 0 && min > max) {
-      *err = "\"ssl_min_protocol_version\" cannot be higher than \"ssl_max_protocol_version\"";
+      *err = R"("ssl_min_protocol_version" cannot be higher than "ssl_max_protocol_version")";
       return nullptr;
     }
     SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
@@ -452,13 +450,19 @@ struct Engine::Impl {
     SSL_set_accept_state(s);
     (void)SSL_do_handshake(s);
     const unsigned long first_error = ERR_peek_error();
-    char* out = nullptr;
-    const long n = BIO_get_mem_data(wb, &out);
-    const auto* o = reinterpret_cast<const uint8_t*>(out);
-    if (n >= 5 && o[0] == 22) {
-      const size_t len = std::min<size_t>(Be16(o + 3), static_cast<size_t>(n) - 5);
-      if (!ReadServerHello(o + 5, len, &p)) p.detail = "unreadable answer";
-    } else if (n >= 7 && o[0] == 21) {
+    // What OpenSSL answered: its first record (a handshake or an alert) is enough.
+    std::vector<uint8_t> answer(BIO_ctrl_pending(wb));
+    size_t n = 0;
+    if (!answer.empty() && BIO_read_ex(wb, answer.data(), answer.size(), &n) == 1) {
+      answer.resize(n);
+    } else {
+      answer.clear();
+    }
+    const std::span<const uint8_t> o(answer);
+    if (o.size() >= 5 && o[0] == 22) {
+      const size_t len = std::min<size_t>(parser::PeekU16Be(o, 3).value_or(0), o.size() - 5);
+      if (!ReadServerHello(o.subspan(5, len), &p)) p.detail = "unreadable answer";
+    } else if (o.size() >= 7 && o[0] == 21) {
       p.outcome = parser::Outcome::kTlsFailed;
       p.reason = ReasonFor(first_error);
       const char* r = first_error != 0 ? ERR_reason_error_string(first_error) : nullptr;
@@ -520,7 +524,8 @@ parser::WhatIfPrediction Engine::Predict(size_t index, const parser::RawClientHe
 
 namespace {
 std::string ServerKey(const parser::Endpoint& e) {
-  std::string s(reinterpret_cast<const char*>(e.ip.bytes.data()), e.ip.is_v6 ? 16 : 4);
+  const auto ip = std::span(e.ip.bytes).first(e.ip.is_v6 ? 16 : 4);
+  std::string s(ip.begin(), ip.end());
   s.push_back(static_cast<char>(e.port >> 8));
   s.push_back(static_cast<char>(e.port));
   return s;

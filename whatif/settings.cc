@@ -1,5 +1,6 @@
 #include "whatif/settings.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -7,8 +8,10 @@
 #include <set>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "parser/text.h"
 
 namespace pgtlsmon::whatif {
 namespace {
@@ -203,11 +206,11 @@ std::optional<KeySpec> ParseKeySpec(std::string_view text) {
   if (s == "ed25519") return KeySpec{KeySpec::Type::kEd25519, 256};
   if (s == "ed448") return KeySpec{KeySpec::Type::kEd448, 456};
   int bits = 0;
-  if (s.rfind("rsa", 0) == 0 && absl::SimpleAtoi(s.substr(3), &bits) && bits >= 1024 &&
+  if (absl::StartsWith(s, "rsa") && absl::SimpleAtoi(s.substr(3), &bits) && bits >= 1024 &&
       bits <= 16384) {
     return KeySpec{KeySpec::Type::kRsa, bits};
   }
-  if (s.rfind("ec", 0) == 0 && absl::SimpleAtoi(s.substr(2), &bits) &&
+  if (absl::StartsWith(s, "ec") && absl::SimpleAtoi(s.substr(2), &bits) &&
       (bits == 256 || bits == 384 || bits == 521)) {
     return KeySpec{KeySpec::Type::kEc, bits};
   }
@@ -261,7 +264,7 @@ absl::StatusOr<ParsedSettings> ParseSettings(std::string_view text) {
   const auto max = ProtocolVersionCode(out.policy.max_version).value_or(0);
   if (min != 0 && max != 0 && min > max) {
     return absl::InvalidArgumentError(
-        "\"ssl_min_protocol_version\" cannot be higher than \"ssl_max_protocol_version\"");
+        R"("ssl_min_protocol_version" cannot be higher than "ssl_max_protocol_version")");
   }
   return out;
 }
@@ -280,7 +283,7 @@ absl::StatusOr<ParsedSettings> ParsePolicyArgument(std::string_view arg,
         !tail.empty() &&
         (tail[0] == '@' || tail.find_first_of("= \t\n;") != std::string_view::npos);
     if (plain && !Understood(Lower(head)) && settings_follow &&
-        head.find('_') == std::string_view::npos) {
+        std::ranges::find(head, '_') == head.end()) {
       name = std::string(head);
       rest = tail;
     }
@@ -290,7 +293,8 @@ absl::StatusOr<ParsedSettings> ParsePolicyArgument(std::string_view arg,
     const std::string path(rest.substr(1));
     std::ifstream f(path, std::ios::binary);
     if (!f) {
-      return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+      return absl::NotFoundError(
+          absl::StrCat("cannot read ", path, ": ", parser::ErrnoText(errno)));
     }
     std::ostringstream ss;
     ss << f.rdbuf();

@@ -35,7 +35,7 @@ struct Output {
 };
 
 // Every capture through `pipelines` (each sees every packet, with its index).
-Output Replay(std::vector<Pipeline*> pipelines) {
+Output Replay(const std::vector<Pipeline*>& pipelines) {
   Output run;
   uint64_t index = 0;
   for (const char* path : kCaptures) {
@@ -108,8 +108,10 @@ TEST(CollectStatsTest, IsTheSumOfItsParts) {
   // A connection table of 2 flows: the captures overflow it, so evictions are counted.
   parser::FlowTrackerConfig cfg = AnyPort();
   cfg.max_flows = 2;
-  Output a, b;
-  Pipeline p0(cfg, Collect(&a)), p1(cfg, Collect(&b));
+  Output a;
+  Output b;
+  Pipeline p0(cfg, Collect(&a));
+  Pipeline p1(cfg, Collect(&b));
   p0.SetShard(0, 2);
   p1.SetShard(1, 2);
   Replay({&p0, &p1});
