@@ -133,12 +133,12 @@ int Main(int argc, char** argv) {
                  "distinct `client` label values before new clients count as \"other\"")
       ->capture_default_str();
   rp->add_option("--threads", replay.threads,
-                 "worker threads: connections are sharded by a symmetric hash of their "
-                 "addresses, each worker reads every capture and tracks its shard; records "
-                 "come out as with 1 (first-packet order). Pays off where parsing, not reading, "
-                 "dominates; standard input is always read by one thread")
+                 "worker threads (default 0: the cores available; 1: no threads). One reader "
+                 "decodes every packet and hands each connection's to the worker owning it (a "
+                 "symmetric hash of the innermost addresses and ports); records come out exactly "
+                 "as with 1 (first-packet order)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 64));
+      ->check(CLI::Range(0, 256));
   rp->add_flag("!--no-progress", replay.progress,
                "do not show progress on stderr (shown only when stderr is a terminal)");
   replay_tracker.Add(rp);

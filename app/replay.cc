@@ -1,18 +1,14 @@
 #include "app/replay.h"
 
+#include <sched.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <functional>
-#include <limits>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -139,162 +135,16 @@ void ReadCaptures(const ReplayOptions& opts, bool report, ReadTotals* totals, Pr
   }
 }
 
-// --threads N: N workers each read every capture (the page cache makes the second read a
-// memory copy) into their own Pipeline, which tracks the connections whose symmetric flow
-// hash falls in its shard (Pipeline::SetShard). A record's `sequence` is the index of its
-// connection's first packet in the whole input; each shard delivers its records in that order, and
-// the merger (the calling thread) interleaves the shards by it, releasing a record once no shard
-// can still deliver an earlier one (each shard publishes a watermark: the oldest connection it has
-// not delivered, or the next packet index). The output equals the single-thread output while the
-// connection table stays under --max-flows per shard (eviction order differs).
-class ShardedReplay {
- public:
-  ShardedReplay(const ReplayOptions& opts, size_t shards) : opts_(opts), shards_(shards) {
-    for (size_t i = 0; i < shards_.size(); ++i) {
-      Shard& sh = shards_[i];
-      sh.pipeline = std::make_unique<Pipeline>(
-          opts.tracker, [&sh](parser::SessionRecord&& r) { sh.local.push_back(std::move(r)); });
-      sh.pipeline->SetShard(i, shards_.size());
-    }
+// --threads: 0 (the default) is the cores this process may run on.
+size_t ReplayThreads(int requested) {
+  if (requested > 0) return static_cast<size_t>(requested);
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) {
+    return static_cast<size_t>(CPU_COUNT(&set));
   }
-
-  // Runs the workers; `emit` gets every record in first-packet order, on the calling thread.
-  // `progress` is called now and then with (path, bytes read, file size, packets, records).
-  void Run(const std::function<void(parser::SessionRecord&&)>& emit,
-           const std::function<void(const std::string&, uint64_t, uint64_t, uint64_t)>& progress) {
-    std::vector<std::thread> threads;
-    threads.reserve(shards_.size());
-    for (size_t i = 0; i < shards_.size(); ++i) threads.emplace_back([this, i] { Work(i); });
-    Merge(emit, progress);
-    for (auto& t : threads) t.join();
-  }
-
-  // Every reader saw the same packets.
-  const ReadTotals& totals() const { return shards_[0].totals; }
-  const InputCounters& input() const { return shards_[0].pipeline->input(); }
-  size_t size() const { return shards_.size(); }
-  const parser::FlowTracker& tracker(size_t i) const { return shards_[i].pipeline->tracker(); }
-
- private:
-  static constexpr uint64_t kPublishEvery = 2048;  // packets between two watermarks
-  static constexpr uint64_t kDone = std::numeric_limits<uint64_t>::max();
-
-  struct Shard {
-    std::unique_ptr<Pipeline> pipeline;
-    std::vector<parser::SessionRecord> local;  // worker-only: delivered, not yet published
-    ReadTotals totals;                         // worker-only until joined
-    // Guarded by mu_:
-    std::vector<parser::SessionRecord> ready;  // published, in increasing sequence
-    uint64_t watermark = 0;                    // no record below it is still to be published
-  };
-
-  void Publish(Shard& sh, uint64_t next_index) {
-    const uint64_t wm = next_index == kDone
-                            ? kDone
-                            : sh.pipeline->tracker().oldest_pending_sequence().value_or(next_index);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (sh.ready.empty()) {
-        sh.ready.swap(sh.local);
-      } else {
-        for (auto& r : sh.local) sh.ready.push_back(std::move(r));
-        sh.local.clear();
-      }
-      sh.watermark = wm;
-      ++published_;
-    }
-    cv_.notify_one();
-  }
-
-  void Work(size_t me) {
-    Shard& sh = shards_[me];
-    uint64_t since_publish = 0;
-    const auto progress = [this](const std::string& path, const capture::FileSource* file,
-                                 uint64_t pk) {
-      if ((pk & 0x3fff) != 0) return;
-      std::lock_guard<std::mutex> lock(progress_mu_);
-      progress_path_ = path;
-      progress_done_ = file != nullptr ? file->bytes_read() : 0;
-      progress_total_ = file != nullptr ? file->file_size() : 0;
-      progress_packets_.store(pk, std::memory_order_relaxed);
-    };
-    Pipeline& pipeline = *sh.pipeline;
-    ReadCaptures(opts_, me == 0, &sh.totals, progress,
-                 [&](const capture::RawPacket& pkt, uint64_t index) {
-                   pipeline.OnPacket(pkt, index);
-                   if (++since_publish >= kPublishEvery) {
-                     since_publish = 0;
-                     Publish(sh, index + 1);
-                   }
-                 });
-    pipeline.Finish();
-    Publish(sh, kDone);
-  }
-
-  void Merge(
-      const std::function<void(parser::SessionRecord&&)>& emit,
-      const std::function<void(const std::string&, uint64_t, uint64_t, uint64_t)>& progress) {
-    const size_t n = shards_.size();
-    std::vector<std::deque<parser::SessionRecord>> inbox(n);
-    std::vector<uint64_t> watermark(n, 0);
-    std::vector<parser::SessionRecord> taken;
-    uint64_t seen = 0;
-    while (true) {
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        // The timeout only refreshes the progress line.
-        cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return published_ != seen; });
-        seen = published_;
-        for (size_t i = 0; i < n; ++i) {
-          taken.swap(shards_[i].ready);
-          for (auto& r : taken) inbox[i].push_back(std::move(r));
-          taken.clear();
-          watermark[i] = shards_[i].watermark;
-        }
-      }
-      // Deliver while the smallest head is below every other shard's head or watermark.
-      while (true) {
-        size_t best = n;
-        for (size_t i = 0; i < n; ++i) {
-          if (!inbox[i].empty() &&
-              (best == n || inbox[i].front().sequence < inbox[best].front().sequence)) {
-            best = i;
-          }
-        }
-        if (best == n) break;
-        const uint64_t seq = inbox[best].front().sequence;
-        bool safe = true;
-        for (size_t i = 0; i < n && safe; ++i) {
-          if (i != best && inbox[i].empty() && watermark[i] <= seq) safe = false;
-        }
-        if (!safe) break;
-        emit(std::move(inbox[best].front()));
-        inbox[best].pop_front();
-      }
-      if (progress) {
-        std::lock_guard<std::mutex> lock(progress_mu_);
-        progress(progress_path_, progress_done_, progress_total_,
-                 progress_packets_.load(std::memory_order_relaxed));
-      }
-      bool all_done = true;
-      for (size_t i = 0; i < n; ++i) {
-        if (watermark[i] != kDone || !inbox[i].empty()) all_done = false;
-      }
-      if (all_done) return;
-    }
-  }
-
-  const ReplayOptions& opts_;
-  std::vector<Shard> shards_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t published_ = 0;  // guarded by mu_: count of Publish() calls
-  std::mutex progress_mu_;
-  std::string progress_path_;
-  uint64_t progress_done_ = 0;
-  uint64_t progress_total_ = 0;
-  std::atomic<uint64_t> progress_packets_{0};
-};
+  return std::max<size_t>(std::thread::hardware_concurrency(), 1);
+}
 
 // One line on stderr when anything was lost or odd (nothing is dropped silently): what was
 // counted but not turned into records.
@@ -370,39 +220,39 @@ int RunReplay(const ReplayOptions& opts) {
     }
   };
 
-  // Standard input can be read only once: one thread then.
-  bool stdin_input = false;
-  for (const std::string& path : opts.captures) stdin_input |= path == "-";
-  const size_t threads = stdin_input ? 1 : static_cast<size_t>(std::max(opts.threads, 1));
+  const size_t threads = ReplayThreads(opts.threads);
 
   ReadTotals read;
   exporter::PipelineStats ps;
   capture::LiveStats source;  // files have no drops of their own
   source.source = "replay";
+  Progress progress(opts.progress);
+  const auto on_progress = [&](const std::string& path, const capture::FileSource* file,
+                               uint64_t packets) {
+    if (file != nullptr) {
+      progress.Update(path, file->bytes_read(), file->file_size(), packets, records);
+    }
+  };
   if (threads == 1) {
-    Progress progress(opts.progress);
+    // The single-threaded path: no queue, no copy.
     Pipeline pipeline(opts.tracker, on_record);
-    ReadCaptures(
-        opts, true, &read,
-        [&](const std::string& path, const capture::FileSource* file, uint64_t packets) {
-          if (file != nullptr) {
-            progress.Update(path, file->bytes_read(), file->file_size(), packets, records);
-          }
-        },
-        [&pipeline](const capture::RawPacket& pkt, uint64_t /*index*/) { pipeline.OnPacket(pkt); });
+    ReadCaptures(opts, true, &read, on_progress,
+                 [&pipeline](const capture::RawPacket& pkt, uint64_t /*index*/) {
+                   pipeline.OnPacket(pkt);
+                 });
     pipeline.Finish();
     progress.Done();
     const parser::FlowTracker* trackers[] = {&pipeline.tracker()};
     ps = CollectStats(source, pipeline.input(), trackers);
   } else {
-    Progress progress(opts.progress, 1);
-    ShardedReplay sharded(opts, threads);
-    sharded.Run(std::function<void(parser::SessionRecord &&)>(on_record),
-                [&](const std::string& path, uint64_t done, uint64_t total, uint64_t packets) {
-                  if (total > 0) progress.Update(path, done, total, packets, records);
-                });
+    // This thread reads and decodes; `threads` workers track the connections (ShardedPipeline).
+    ShardedPipeline sharded(opts.tracker, threads, on_record);
+    ReadCaptures(opts, true, &read, on_progress,
+                 [&sharded](const capture::RawPacket& pkt, uint64_t /*index*/) {
+                   sharded.OnPacket(pkt);
+                 });
+    sharded.Finish();
     progress.Done();
-    read = sharded.totals();
     std::vector<const parser::FlowTracker*> trackers;
     for (size_t i = 0; i < sharded.size(); ++i) trackers.push_back(&sharded.tracker(i));
     ps = CollectStats(source, sharded.input(), trackers);

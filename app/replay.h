@@ -17,7 +17,7 @@ struct ReplayOptions {
   std::string output;            // empty: standard output
   std::string metrics_file;
   parser::FlowTrackerConfig tracker;
-  int threads = 1;
+  int threads = 0;  // 0: the cores available (sched_getaffinity); 1: no worker threads
   bool progress = true;  // only shown when stderr is a terminal
   size_t max_clients = 1000;
   std::shared_ptr<whatif::Engine> what_if;  // --what-if; null without
