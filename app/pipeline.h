@@ -129,9 +129,9 @@ class Pipeline {
 class ShardedPipeline {
  public:
   using RecordSink = std::function<void(parser::SessionRecord&&)>;
-  static constexpr size_t kBatchItems = 256;
-  static constexpr size_t kBatchBytes = 256 * 1024;
-  static constexpr size_t kRingBatches = 8;
+  static constexpr size_t kBatchItems = 1024;
+  static constexpr size_t kBatchBytes = 1024 * 1024;
+  static constexpr size_t kRingBatches = 4;
 
   ShardedPipeline(const parser::FlowTrackerConfig& cfg, size_t workers, RecordSink sink);
   ~ShardedPipeline();  // finishes (joins the workers) if Finish() was not called
@@ -166,7 +166,7 @@ class ShardedPipeline {
   static constexpr uint64_t kDone = std::numeric_limits<uint64_t>::max();  // watermark
   // Packets between two flushes of every worker's partly filled batch (a power of two): a
   // worker with few connections still moves its watermark, so the merge never waits long.
-  static constexpr uint64_t kFlushEvery = 4096;
+  static constexpr uint64_t kFlushEvery = 16384;
 
   struct Item {
     parser::TcpSegment seg;  // seg.payload is empty: the bytes are arena[offset, offset+size)
