@@ -196,11 +196,13 @@ void CaptureSet::AddFile(const std::string& path, bool explicit_name) {
     std::error_code ec;
     const fs::path canon = fs::weakly_canonical(path, ec);
     const std::string key = ec ? path : canon.string();
-    if (std::find(seen_.begin(), seen_.end(), key) != seen_.end()) {
+    if (auto it = seen_.find(key); it != seen_.end()) {
       ++stats_.duplicates;
+      // Named explicitly after being found in a directory: what is not a capture is an error.
+      entries_[it->second].explicit_name |= explicit_name;
       return;
     }
-    seen_.push_back(key);
+    seen_.emplace(key, entries_.size());
   }
   Entry e;
   e.path = path;

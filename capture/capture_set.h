@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -106,7 +107,7 @@ class CaptureSet final : public PacketSource {
 
   CaptureSetOptions options_;
   std::vector<Entry> entries_;   // capture files, sorted by (first ts, path) after Open()
-  std::vector<std::string> seen_;  // canonical paths, to read a file named twice once
+  std::map<std::string, size_t> seen_;  // canonical path -> entry: a file named twice is read once
   size_t next_entry_ = 0;
   std::vector<Cursor*> heap_;                  // open files with a pending packet
   std::vector<std::unique_ptr<Cursor>> open_;  // owns the open cursors
