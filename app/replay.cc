@@ -16,7 +16,7 @@
 
 #include "app/pipeline.h"
 #include "app/what_if.h"
-#include "capture/open_capture.h"
+#include "capture/capture_set.h"
 #include "exporter/metrics.h"
 #include "exporter/record_json.h"
 #include "exporter/table_report.h"
@@ -57,31 +57,49 @@ class OutputBuffer {
   int error_ = 0;
 };
 
-// Progress on stderr (only when it is a terminal): packets, MB, sessions, ETA.
+// Where the job is: what a reader publishes for the progress line.
+struct ProgressSnapshot {
+  uint64_t files_done = 0;
+  uint64_t files_total = 0;
+  uint64_t bytes_done = 0;   // compressed bytes for compressed files
+  uint64_t bytes_total = 0;  // 0 when unknown (standard input)
+  uint64_t packets = 0;
+};
+
+ProgressSnapshot Snapshot(const capture::CaptureSet& set, uint64_t packets) {
+  const capture::CaptureSetStats& st = set.stats();
+  return {st.files_done, st.files_total, set.bytes_done(), st.bytes_total, packets};
+}
+
+// One progress line on stderr, rewritten in place: files done/total, bytes done/total, rate,
+// ETA. Shown when stderr is a terminal (unless --no-progress) or when --progress forces it.
 class Progress {
  public:
   // `check_every`: calls between two looks at the clock (a power of two).
-  explicit Progress(bool enabled, uint64_t check_every = 0x4000)
-      : enabled_(enabled && isatty(STDERR_FILENO) == 1), mask_(check_every - 1) {}
-  void Update(const std::string& name, uint64_t done, uint64_t total, uint64_t packets,
-              uint64_t sessions) {
+  explicit Progress(const ReplayOptions& opts, uint64_t check_every = 0x4000)
+      : enabled_(opts.force_progress || (opts.progress && isatty(STDERR_FILENO) == 1)),
+        mask_(check_every - 1) {}
+  bool enabled() const { return enabled_; }
+  void Update(const ProgressSnapshot& p, uint64_t sessions) {
     if (!enabled_ || (++calls_ & mask_) != 0) return;
     const auto now = Clock::now();
     if (now - last_ < std::chrono::milliseconds(500)) return;
     last_ = now;
     const double secs = std::chrono::duration<double>(now - start_).count();
+    const double rate = secs > 0 ? static_cast<double>(p.bytes_done) / secs : 0;
     std::string eta = "?";
-    if (total > 0 && done > 0 && secs > 0) {
-      const double rate = static_cast<double>(done) / secs;
-      eta = fmt::format("{:.0f}s", static_cast<double>(total - std::min(done, total)) / rate);
+    if (p.bytes_total > 0 && p.bytes_done > 0 && rate > 0) {
+      eta = fmt::format(
+          "{:.0f}s",
+          static_cast<double>(p.bytes_total - std::min(p.bytes_done, p.bytes_total)) / rate);
     }
-    fmt::print(stderr, "\r{}: {:.0f}% {} packets, {:.0f} MB, {} sessions, ETA {}   ", name,
-               total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 0.0,
-               packets, static_cast<double>(done) / 1e6, sessions, eta);
+    fmt::print(stderr, "\rfiles {}/{}, {:.0f}/{:.0f} MB, {:.1f} MB/s, {} packets, {} sessions, ETA {}   ",
+               p.files_done, p.files_total, static_cast<double>(p.bytes_done) / 1e6,
+               static_cast<double>(p.bytes_total) / 1e6, rate / 1e6, p.packets, sessions, eta);
     shown_ = true;
   }
   void Done() {
-    if (shown_) fmt::print(stderr, "\r{:80}\r", "");
+    if (shown_) fmt::print(stderr, "\r{:100}\r", "");
   }
 
  private:
@@ -97,42 +115,47 @@ class Progress {
 struct ReadTotals {
   uint64_t caplen_over_len = 0;  // odd but readable records (capture::FileSourceStats)
   uint64_t ts_backwards = 0;
+  capture::CaptureSetStats files;  // files read, skipped, damaged; packets selected out
   int rc = 0;
 };
 
-// Reads every capture in order and hands each packet to `on_packet` with its index among all
-// packets of all captures. `report` (one reader of several only) prints errors and feeds the
-// progress counters. Both callbacks are templates: no indirect call per packet.
+capture::CaptureSetOptions CaptureOptions(const ReplayOptions& opts) {
+  capture::CaptureSetOptions co;
+  co.since_ns = opts.since_ns;
+  co.until_ns = opts.until_ns;
+  co.filter = opts.filter;
+  return co;
+}
+
+// Reads every capture as one time-ordered stream (capture::CaptureSet: files, directories and
+// globs; rotated files one after the other, overlapping ones merged by timestamp) and hands
+// each packet to `on_packet` with its index among all packets delivered. `report` (one reader
+// of several only) feeds the progress callback, called as progress(const CaptureSet&, packets).
+// Errors (damaged files, ...) end up in totals->files.errors and make totals->rc 1; the job
+// goes on. Both callbacks are templates: no indirect call per packet.
 template <typename ProgressFn, typename OnPacket>
 void ReadCaptures(const ReplayOptions& opts, bool report, ReadTotals* totals, ProgressFn&& progress,
                   OnPacket&& on_packet) {
-  uint64_t index = 0;
-  for (const std::string& path : opts.captures) {
-    auto src = capture::OpenCaptureFile(path);
-    if (!src.ok()) {
-      if (report) fmt::print(stderr, "pgtlsmon: {}\n", std::string(src.status().message()));
-      totals->rc = 1;
-      continue;
-    }
-    const auto* file = dynamic_cast<const capture::FileSource*>(src->get());
-    capture::RawPacket pkt;
-    while (true) {
-      auto more = (*src)->Next(&pkt);
-      if (!more.ok()) {
-        if (report) fmt::print(stderr, "pgtlsmon: {}\n", std::string(more.status().message()));
-        totals->rc = 1;
-        break;
-      }
-      if (!*more) break;
-      on_packet(pkt, index);
-      ++index;
-      if (report) progress(path, file, index);
-    }
-    if (file != nullptr) {
-      totals->caplen_over_len += file->stats().caplen_over_len;
-      totals->ts_backwards += file->stats().ts_backwards;
-    }
+  auto set = capture::CaptureSet::Open(opts.captures, CaptureOptions(opts));
+  if (!set.ok()) {  // the filter; main() validated it already
+    if (report) fmt::print(stderr, "pgtlsmon: {}\n", std::string(set.status().message()));
+    totals->rc = 1;
+    return;
   }
+  capture::CaptureSet& input = **set;
+  uint64_t index = 0;
+  capture::RawPacket pkt;
+  while (true) {
+    auto more = input.Next(&pkt);
+    if (!more.ok() || !*more) break;  // CaptureSet::Next keeps its errors in stats()
+    on_packet(pkt, index);
+    ++index;
+    if (report) progress(input, index);
+  }
+  totals->files = input.stats();
+  totals->caplen_over_len = totals->files.caplen_over_len;
+  totals->ts_backwards = totals->files.ts_backwards;
+  if (!totals->files.errors.empty()) totals->rc = 1;
 }
 
 // --threads: 0 (the default) is the cores this process may run on.
@@ -144,6 +167,47 @@ size_t ReplayThreads(int requested) {
     return static_cast<size_t>(CPU_COUNT(&set));
   }
   return std::max<size_t>(std::thread::hardware_concurrency(), 1);
+}
+
+// The job's summary on stderr: files read, skipped (not captures), damaged (with the message
+// naming the file and offset), and the packets --since/--until/--filter left out. One line,
+// plus one per error; nothing when a single file was read with nothing to say.
+void ReportFiles(const ReplayOptions& opts, const capture::CaptureSetStats& st) {
+  const bool selecting = opts.since_ns || opts.until_ns || !opts.filter.empty();
+  if (st.files_total <= 1 && st.files_skipped == 0 && st.errors.empty() && !selecting &&
+      st.duplicates == 0) {
+    return;
+  }
+  std::vector<std::string> parts;
+  parts.push_back(fmt::format("{} capture file{} read ({:.1f} MB{})", st.files_done,
+                              st.files_done == 1 ? "" : "s",
+                              static_cast<double>(st.bytes_total) / 1e6,
+                              st.max_open > 1 ? fmt::format(", up to {} merged at once",
+                                                            st.max_open)
+                                              : ""));
+  if (st.files_empty > 0) parts.push_back(fmt::format("{} without packets", st.files_empty));
+  if (st.files_skipped > 0) {
+    parts.push_back(fmt::format("{} file{} in directories skipped (not captures)",
+                                st.files_skipped, st.files_skipped == 1 ? "" : "s"));
+  }
+  if (st.duplicates > 0) parts.push_back(fmt::format("{} named twice, read once", st.duplicates));
+  if (!st.errors.empty()) {
+    parts.push_back(fmt::format("{} with errors (below)", st.errors.size()));
+  }
+  if (selecting) {
+    std::string sel = fmt::format("{} packets read", st.packets);
+    if (opts.since_ns) sel += fmt::format(", {} before --since", st.before_since);
+    if (opts.until_ns) {
+      sel += fmt::format(", {} at or after --until", st.after_until);
+      if (st.files_after_until > 0) {
+        sel += fmt::format(" (and {} files starting after it not read)", st.files_after_until);
+      }
+    }
+    if (!opts.filter.empty()) sel += fmt::format(", {} not matching --filter", st.filtered_out);
+    parts.push_back(sel);
+  }
+  fmt::print(stderr, "pgtlsmon: {}\n", fmt::join(parts, "; "));
+  for (const std::string& e : st.errors) fmt::print(stderr, "pgtlsmon: {}\n", e);
 }
 
 // One line on stderr when anything was lost or odd (nothing is dropped silently): what was
@@ -226,12 +290,9 @@ int RunReplay(const ReplayOptions& opts) {
   exporter::PipelineStats ps;
   capture::LiveStats source;  // files have no drops of their own
   source.source = "replay";
-  Progress progress(opts.progress);
-  const auto on_progress = [&](const std::string& path, const capture::FileSource* file,
-                               uint64_t packets) {
-    if (file != nullptr) {
-      progress.Update(path, file->bytes_read(), file->file_size(), packets, records);
-    }
+  Progress progress(opts);
+  const auto on_progress = [&](const capture::CaptureSet& set, uint64_t packets) {
+    if (progress.enabled()) progress.Update(Snapshot(set, packets), records);
   };
   if (threads == 1) {
     // The single-threaded path: no queue, no copy.
@@ -275,6 +336,7 @@ int RunReplay(const ReplayOptions& opts) {
                std::strerror(output.error() != 0 ? output.error() : errno));
     rc = 1;
   }
+  ReportFiles(opts, read.files);
   ReportUnused(ps, read);
   if (metrics) {
     metrics->SetStatsProvider([ps] { return ps; });

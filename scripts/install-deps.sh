@@ -10,7 +10,7 @@ PACKAGES=(
   libpcap-dev libbpf-dev bpftool libssl-dev prometheus-cpp-dev libabsl-dev
   libgtest-dev libgmock-dev
   # earned their place (README.md, "Dependencies")
-  libcli11-dev libfmt-dev zlib1g-dev libcap-ng-dev nlohmann-json3-dev libbenchmark-dev libclang-rt-14-dev
+  libcli11-dev libfmt-dev zlib1g-dev libzstd-dev liblzma-dev zstd xz-utils libcap-ng-dev nlohmann-json3-dev libbenchmark-dev libclang-rt-14-dev
   libmicrohttpd-dev libgnutls28-dev libyaml-cpp-dev libcrypt-dev
   # real peers for the tests and the benchmark
   tshark tcpdump postgresql-15 postgresql-client-15 prometheus iproute2 ethtool
