@@ -139,19 +139,21 @@ class ShardedPipeline {
   ShardedPipeline& operator=(const ShardedPipeline&) = delete;
 
   void OnPacket(const capture::RawPacket& pkt) {
-    const uint64_t index = next_index_++;
-    if ((index & (kFlushEvery - 1)) == kFlushEvery - 1) Flush();
+    const uint64_t index = next_index_;
     ++input_.packets;
     input_.bytes += pkt.caplen;
-    if (parser::DecodeTcpSegment(pkt.linktype, pkt.data, decap_, &seg_, &input_.decode) !=
+    if (parser::DecodeTcpSegment(pkt.linktype, pkt.data, decap_, &seg_, &input_.decode) ==
         parser::ParseResult::kOk) {
-      return;
+      const uint64_t ts_us = pkt.ts_ns / 1000;
+      if (clock_.Tick(ts_us)) {
+        for (auto& w : workers_) Add(*w, nullptr, ts_us, kTick);
+      }
+      Add(*workers_[ShardOf(seg_, workers_.size())], &seg_, ts_us, index);
     }
-    const uint64_t ts_us = pkt.ts_ns / 1000;
-    if (clock_.Tick(ts_us)) {
-      for (auto& w : workers_) Add(*w, nullptr, ts_us, kTick);
-    }
-    Add(*workers_[ShardOf(seg_, workers_.size())], &seg_, ts_us, index);
+    // Batches sent above carried end_index == index (this packet was still to come); it is
+    // dispatched now.
+    next_index_ = index + 1;
+    if ((index & (kFlushEvery - 1)) == kFlushEvery - 1) Flush();
   }
   // End of input: workers finish their connections; every record is delivered to the sink.
   void Finish();
@@ -178,7 +180,7 @@ class ShardedPipeline {
   struct Batch {
     std::vector<Item> items;
     std::vector<uint8_t> arena;
-    uint64_t end_index = 0;  // packets read when it was sent: none older is still to come
+    uint64_t end_index = 0;  // no packet with a smaller index is still to come to this worker
     bool last = false;
   };
   struct Worker {
