@@ -8,9 +8,10 @@ to one of N workers (app/pipeline.h, ShardedPipeline). For every capture of the 
 (SHARED_DIR/corpus, third_party included) and of DATA_DIR (the repository's tests/data), one by
 one: the jsonl records and the --metrics-file of --threads 2, 3 and 4 (and of the default, the
 cores available) must be byte-identical to --threads 1's, and so must the exit status. Then a
-small make-workload capture, whole and split into 3 files given together (a multi-file input;
-connections cross the file boundaries): jsonl, table and metrics identical across thread counts,
-the split input's records equal to the whole file's, and the per-version session counts equal
+small make-workload capture, whole, split into 3 files given together (in reverse order) and as
+their directory (a multi-file input, one time-ordered stream; connections cross the file
+boundaries): jsonl, table and metrics identical across thread counts, the split input's records
+equal to the whole file's, and the per-version session counts equal
 to the sidecar's. Last line 'N passed, M failed'.
 """
 import collections
@@ -96,9 +97,11 @@ def main():
         subprocess.run([os.path.join(shared, "bench", "make-workload"), "--sessions", "300",
                         "--output", work], check=True, capture_output=True)
         expected = json.load(open(work + ".expected.json"))["sessions"]
-        parts = split_pcap(work, 3, os.path.join(tmp, "part"))
+        os.mkdir(os.path.join(tmp, "parts"))
+        parts = split_pcap(work, 3, os.path.join(tmp, "parts", "part"))
         whole = {}
-        for name, inputs in (("workload", [work]), ("workload in 3 files", parts)):
+        for name, inputs in (("workload", [work]), ("workload in 3 files", parts[::-1]),
+                             ("workload as a directory", [os.path.join(tmp, "parts")])):
             for fmt in ("jsonl", "table"):
                 outs = {n: run(binary, ["--format", fmt, "--threads", str(n)] + inputs, metrics)
                         for n in (1,) + THREADS}
