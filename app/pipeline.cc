@@ -119,7 +119,7 @@ void ShardedPipeline::Work(Worker& w) {
       if (it.index == kTick) {
         t.AdvanceTime(it.ts_us);
       } else {
-        it.seg.payload = std::span<const uint8_t>(b.arena.data() + it.offset, it.size);
+        it.seg.payload = std::span<const uint8_t>(b.arena).subspan(it.offset, it.size);
         t.OnSegment(it.seg, it.ts_us, it.index);
       }
     }

@@ -825,6 +825,7 @@ def profile_section(binary, pcap, bench_dir):
         rows = perf_report(data, "pid,sym" if threads > 1 else "sym")
         by_thread = collections.Counter()
         cats = collections.Counter()
+        thread_cats = collections.defaultdict(collections.Counter)
         funcs = collections.Counter()
         for share, rest in rows:
             if threads > 1:
@@ -835,10 +836,11 @@ def profile_section(binary, pcap, bench_dir):
             by_thread[tid] += share
             for name, rx in PROFILE_CATEGORIES:
                 if re.search(rx, sym):
-                    cats[name] += share
                     break
             else:
-                cats["other (startup, libc, ...)"] += share
+                name = "other (startup, libc, ...)"
+            cats[name] += share
+            thread_cats[tid][name] += share
             funcs[(tid, short_symbol(sym))] += share
         total = sum(cats.values()) or 1.0
         title = ("1 thread" if threads == 1 else
@@ -851,6 +853,12 @@ def profile_section(binary, pcap, bench_dir):
             names = {t: ("reader" if i == 0 else f"worker {i}") for i, t in enumerate(order)}
             parts.append("Samples by thread: " + ", ".join(
                 f"{names[t]} {by_thread[t] / total * 100:.0f} %" for t in order) + ".")
+            parts.append("")
+            reader = order[0]
+            rtotal = by_thread[reader] or 1.0
+            parts.append("The reader thread, where the rest waits: " + "; ".join(
+                f"{name} {share / rtotal * 100:.0f} %"
+                for name, share in thread_cats[reader].most_common(5)) + " of its samples.")
             parts.append("")
         parts.append("| category | share of samples |")
         parts.append("|---|---:|")
