@@ -15,6 +15,8 @@ PACKAGES=(
   # real peers for the tests and the benchmark
   tshark tcpdump postgresql-15 postgresql-client-15 prometheus iproute2 ethtool
   libndpi-bin python3 python3-yaml hyperfine systemd curl openssl prometheus-node-exporter
+  # bench/run.py --profile (perf record of replay --threads 1 and 2)
+  linux-perf
   # wraps corpus captures in tunnels for the decapsulation tests (tests/integration)
   python3-scapy
   # the Debian package and the container image (deploy/tests: deploy_package, deploy_image)
