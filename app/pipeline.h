@@ -113,7 +113,10 @@ class Pipeline {
 
 // Replay on N worker threads, driven like a Pipeline (OnPacket for every packet, then Finish)
 // from one thread, the reader, which decodes each packet once and hands the TCP segment to the
-// worker owning its connection (ShardOf). Segments travel in batches (kBatchItems segments or
+// worker owning its connection (ShardOf). Decoding is needed to find the connection at all
+// (its 5-tuple lies behind link, VLAN and tunnel layers), so handing over the raw frame to be
+// decoded again by the worker would only add work (decoding is ~7 % of a single-thread run's
+// samples, docs/BENCHMARKS.md). Segments travel in batches (kBatchItems segments or
 // kBatchBytes of payload, copied into the batch's arena: a RawPacket is only valid until the
 // source's next Next()) through a ring of kRingBatches per worker; a full ring blocks the
 // reader, so memory is bounded (about workers x kRingBatches x kBatchBytes) whatever the input.
