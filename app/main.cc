@@ -141,8 +141,9 @@ int Main(int argc, char** argv) {
   rp->add_option("--threads", replay.threads,
                  "worker threads (default 0: the cores available; 1: no threads). One reader "
                  "decodes every packet and hands each connection's to the worker owning it (a "
-                 "symmetric hash of the innermost addresses and ports); records come out exactly "
-                 "as with 1 (first-packet order)")
+                 "symmetric hash of the innermost addresses and ports); records and metrics come "
+                 "out as with 1 (first-packet order) while no worker's --max-flows table "
+                 "overflows")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
   rp->add_flag("!--no-progress", replay.progress,
