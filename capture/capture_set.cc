@@ -116,7 +116,7 @@ absl::StatusOr<uint64_t> ParseTimeArg(std::string_view text) {
   return static_cast<uint64_t>(absl::ToUnixNanos(t));
 }
 
-CaptureSet::CaptureSet(const CaptureSetOptions& options) : options_(options) {}
+CaptureSet::CaptureSet(CaptureSetOptions options) : options_(std::move(options)) {}
 CaptureSet::~CaptureSet() = default;
 
 absl::StatusOr<std::unique_ptr<CaptureSet>> CaptureSet::Open(const std::vector<std::string>& inputs,
@@ -153,6 +153,7 @@ void CaptureSet::AddInput(const std::string& input) {
   const fs::file_status st = fs::status(input, ec);
   if (ec && HasGlobChars(input)) {
     glob_t g{};
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): one thread reads a CaptureSet
     const int rc = glob(input.c_str(), GLOB_NOSORT, nullptr, &g);
     if (rc == 0) {
       std::vector<std::string> matches(g.gl_pathv, g.gl_pathv + g.gl_pathc);

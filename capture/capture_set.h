@@ -92,7 +92,7 @@ class CaptureSet final : public PacketSource {
   struct Entry;
   struct Cursor;
   struct Filter;
-  explicit CaptureSet(const CaptureSetOptions& options);
+  explicit CaptureSet(CaptureSetOptions options);
 
   void AddInput(const std::string& input);
   void AddFile(const std::string& path, bool explicit_name);

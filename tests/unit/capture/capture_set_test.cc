@@ -78,7 +78,8 @@ Bytes Frame(uint32_t id, uint16_t dport = 5432) {
 // The same packet as raw IP (LINKTYPE_RAW): the Ethernet header cut off.
 Bytes RawIp(uint32_t id, uint16_t dport = 5432) {
   Bytes f = Frame(id, dport);
-  return Bytes(f.begin() + 14, f.end());
+  f.erase(f.begin(), f.begin() + 14);
+  return f;
 }
 
 Bytes Gzip(const Bytes& in) {
@@ -133,7 +134,7 @@ class TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
   std::string Write(const std::string& name, const Bytes& bytes) const {
-    const std::string path = dir_ + "/" + name;
+    std::string path = dir_ + "/" + name;
     fs::create_directories(fs::path(path).parent_path());
     std::ofstream out(path, std::ios::binary);
     out.write(reinterpret_cast<const char*>(bytes.data()),  // NOLINT: test I/O
@@ -281,7 +282,7 @@ TEST(CaptureSetTest, RotatedFilesAreOneStreamOneFileOpenAtATime) {
   TempDir tmp;
   std::vector<std::string> paths;
   std::vector<uint64_t> want;
-  for (int i = 0; i < 5; ++i) {
+  for (uint64_t i = 0; i < 5; ++i) {
     const auto pkts = Range(10 * i, 10 * i + 10);
     const auto t = Times(pkts);
     want.insert(want.end(), t.begin(), t.end());
