@@ -100,7 +100,7 @@ class DecoderReader : public ByteReader {
       : fd_(fd),
         path_(std::move(path)),
         in_cap_(std::max(options.input_block_bytes, size_t{4096})),
-        in_(std::make_unique<uint8_t[]>(in_cap_)) {
+        in_(std::make_unique_for_overwrite<uint8_t[]>(in_cap_)) {
     std::memcpy(in_.get(), prefix, prefix_len);
     in_end_ = prefix_len;
     raw_read_ = prefix_len;

@@ -3,6 +3,7 @@
 
 #include <glob.h>
 #include <pcap/pcap.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <charconv>
@@ -122,6 +123,11 @@ CaptureSet::~CaptureSet() = default;
 absl::StatusOr<std::unique_ptr<CaptureSet>> CaptureSet::Open(const std::vector<std::string>& inputs,
                                                              const CaptureSetOptions& options) {
   std::unique_ptr<CaptureSet> set(new CaptureSet(options));
+  // Overlapping files are all open at once: allow as many descriptors as the hard limit does.
+  if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   if (!options.filter.empty()) {
     if (absl::Status st = ValidateFilter(options.filter); !st.ok()) {
       return absl::InvalidArgumentError(

@@ -41,7 +41,7 @@ namespace pgtlsmon::capture {
 struct CaptureSetOptions {
   FileSourceOptions file;  // for each file; read_chunk_bytes is the most an open file gets
   // All open files' read buffers together (the decoders' windows come on top).
-  size_t buffer_budget_bytes = size_t{32} << 20;
+  size_t buffer_budget_bytes = size_t{16} << 20;
   std::optional<uint64_t> since_ns;  // packets before it are dropped and counted
   std::optional<uint64_t> until_ns;  // packets at or after it are dropped and counted
   std::string filter;                // libpcap filter expression; empty: every packet
