@@ -36,8 +36,8 @@ bool HasGlobChars(const std::string& s) { return s.find_first_of("*?[") != std::
 struct CaptureSet::Entry {
   std::string path;
   uint64_t size = 0;
-  uint64_t first_ts = UINT64_MAX;  // UINT64_MAX: no packet (left out of the merge)
-  bool explicit_name = false;      // named on the command line (not found in a directory)
+  uint64_t first_ts = UINT64_MAX;    // UINT64_MAX: no packet (left out of the merge)
+  bool explicit_name = false;        // named on the command line (not found in a directory)
   std::unique_ptr<FileSource> held;  // standard input: kept open since the scan
   RawPacket held_pkt;                // its first packet (data in held's buffer)
 };
@@ -272,7 +272,9 @@ void CaptureSet::OpenEntry(size_t i) {
     FileSourceOptions fo = options_.file;
     const size_t share = options_.buffer_budget_bytes / (open_.size() + 1);
     fo.read_chunk_bytes = std::clamp(share, kMinChunkBytes, options_.file.read_chunk_bytes);
-    fo.input_block_bytes = std::clamp(share / 4, kMinChunkBytes / 4, options_.file.input_block_bytes);
+    fo.input_block_bytes =
+        std::clamp(share / 4, kMinChunkBytes / 4, options_.file.input_block_bytes);
+    fo.decompress_in_thread = open_.size() < options_.decode_threads;
     auto src = FileSource::Open(e.path, fo);
     if (!src.ok()) {
       stats_.errors.emplace_back(src.status().message());
@@ -345,9 +347,8 @@ bool CaptureSet::Selected(const RawPacket& pkt, const Cursor& c) {
       it->second = *prog;
     } else {
       stats_.errors.push_back(absl::StrCat("--filter '", filter_->expr,
-                                           "' does not compile for link type ", pkt.linktype,
-                                           " (", entries_[c.entry].path, "): ",
-                                           prog.status().message(),
+                                           "' does not compile for link type ", pkt.linktype, " (",
+                                           entries_[c.entry].path, "): ", prog.status().message(),
                                            "; its packets are counted as not matching"));
     }
   }

@@ -72,6 +72,7 @@ absl::StatusOr<std::unique_ptr<FileSource>> FileSource::Open(const std::string& 
   }
   ByteReaderOptions ro;
   ro.input_block_bytes = options.input_block_bytes;
+  ro.decompress_in_thread = options.decompress_in_thread;
   auto reader = OpenByteReader(fd, path, ro);
   if (!reader.ok()) return reader.status();
   std::unique_ptr<FileSource> src(new FileSource(path, std::move(*reader), file_size, options));
