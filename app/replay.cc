@@ -93,7 +93,8 @@ class Progress {
           "{:.0f}s",
           static_cast<double>(p.bytes_total - std::min(p.bytes_done, p.bytes_total)) / rate);
     }
-    fmt::print(stderr, "\rfiles {}/{}, {:.0f}/{:.0f} MB, {:.1f} MB/s, {} packets, {} sessions, ETA {}   ",
+    fmt::print(stderr,
+               "\rfiles {}/{}, {:.0f}/{:.0f} MB, {:.1f} MB/s, {} packets, {} sessions, ETA {}   ",
                p.files_done, p.files_total, static_cast<double>(p.bytes_done) / 1e6,
                static_cast<double>(p.bytes_total) / 1e6, rate / 1e6, p.packets, sessions, eta);
     shown_ = true;
@@ -179,16 +180,14 @@ void ReportFiles(const ReplayOptions& opts, const capture::CaptureSetStats& st) 
     return;
   }
   std::vector<std::string> parts;
-  parts.push_back(fmt::format("{} capture file{} read ({:.1f} MB{})", st.files_done,
-                              st.files_done == 1 ? "" : "s",
-                              static_cast<double>(st.bytes_total) / 1e6,
-                              st.max_open > 1 ? fmt::format(", up to {} merged at once",
-                                                            st.max_open)
-                                              : ""));
+  parts.push_back(
+      fmt::format("{} capture file{} read ({:.1f} MB{})", st.files_done,
+                  st.files_done == 1 ? "" : "s", static_cast<double>(st.bytes_total) / 1e6,
+                  st.max_open > 1 ? fmt::format(", up to {} merged at once", st.max_open) : ""));
   if (st.files_empty > 0) parts.push_back(fmt::format("{} without packets", st.files_empty));
   if (st.files_skipped > 0) {
-    parts.push_back(fmt::format("{} file{} in directories skipped (not captures)",
-                                st.files_skipped, st.files_skipped == 1 ? "" : "s"));
+    parts.push_back(fmt::format("{} file{} in directories skipped (not captures)", st.files_skipped,
+                                st.files_skipped == 1 ? "" : "s"));
   }
   if (st.duplicates > 0) parts.push_back(fmt::format("{} named twice, read once", st.duplicates));
   if (!st.errors.empty()) {

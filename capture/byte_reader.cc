@@ -7,9 +7,15 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -100,7 +106,7 @@ class DecoderReader : public ByteReader {
       : fd_(fd),
         path_(std::move(path)),
         in_cap_(std::max(options.input_block_bytes, size_t{4096})),
-        in_(std::make_unique<uint8_t[]>(in_cap_)) {
+        in_(std::make_unique_for_overwrite<uint8_t[]>(in_cap_)) {
     std::memcpy(in_.get(), prefix, prefix_len);
     in_end_ = prefix_len;
     raw_read_ = prefix_len;
@@ -149,9 +155,11 @@ class DecoderReader : public ByteReader {
   virtual bool StreamComplete() const = 0;
 
   absl::Status Damaged(uint64_t out_offset, absl::string_view what) const {
-    return absl::DataLossError(absl::StrCat(path_, ": ", CompressionName(compression()), " ",
-                                            what, " after ", raw_read_, " compressed bytes, at "
-                                            "offset ", out_offset, " of the decompressed stream"));
+    return absl::DataLossError(absl::StrCat(path_, ": ", CompressionName(compression()), " ", what,
+                                            " after ", raw_read_,
+                                            " compressed bytes, at "
+                                            "offset ",
+                                            out_offset, " of the decompressed stream"));
   }
 
   FdOwner fd_;
@@ -223,9 +231,9 @@ class GzipReader final : public DecoderReader {
       return absl::OkStatus();
     }
     if (rc == Z_OK || rc == Z_BUF_ERROR) return absl::OkStatus();
-    return Damaged(out_total_ + *produced,
-                   absl::StrCat("data error (", zs_.msg != nullptr ? zs_.msg : "inflate failed",
-                                ")"));
+    return Damaged(
+        out_total_ + *produced,
+        absl::StrCat("data error (", zs_.msg != nullptr ? zs_.msg : "inflate failed", ")"));
   }
   bool StreamComplete() const override { return between_members_; }
 
@@ -316,8 +324,8 @@ class XzReader final : public DecoderReader {
       case LZMA_MEMLIMIT_ERROR:
         return absl::ResourceExhaustedError(absl::StrCat(path_, ": xz decoder out of memory"));
       default:
-        return Damaged(out_total_ + *produced, absl::StrCat("data error (lzma code ",
-                                                            static_cast<int>(rc), ")"));
+        return Damaged(out_total_ + *produced,
+                       absl::StrCat("data error (lzma code ", static_cast<int>(rc), ")"));
     }
   }
   bool StreamComplete() const override { return done_; }
@@ -327,12 +335,129 @@ class XzReader final : public DecoderReader {
   bool done_ = false;
 };
 
+// Runs another reader on a thread of its own: the thread fills blocks of decompressed bytes
+// ahead of the caller (at most `blocks` of them), Read() copies out of the oldest one. The
+// inner reader's end, error and position travel with the blocks.
+class ThreadedReader final : public ByteReader {
+ public:
+  ThreadedReader(std::unique_ptr<ByteReader> inner, size_t block_bytes, size_t blocks)
+      : inner_(std::move(inner)), block_bytes_(std::max(block_bytes, size_t{4096})) {
+    for (size_t i = 0; i < std::max(blocks, size_t{2}); ++i) {
+      free_.push_back(std::make_unique_for_overwrite<uint8_t[]>(block_bytes_));
+    }
+    thread_ = std::thread([this] { Produce(); });
+  }
+  ~ThreadedReader() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  ThreadedReader(const ThreadedReader&) = delete;
+  ThreadedReader& operator=(const ThreadedReader&) = delete;
+
+  absl::StatusOr<size_t> Read(uint8_t* dst, size_t n) override {
+    if (n == 0) return size_t{0};
+    if (cur_pos_ == cur_len_) {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (cur_) free_.push_back(std::move(cur_));
+      cv_.notify_all();
+      cv_.wait(lock, [this] { return !filled_.empty() || done_; });
+      if (filled_.empty()) {  // the producer ended: its status says how
+        if (!end_status_.ok()) return end_status_;
+        return size_t{0};
+      }
+      Block b = std::move(filled_.front());
+      filled_.pop_front();
+      cur_ = std::move(b.data);
+      cur_len_ = b.len;
+      cur_pos_ = 0;
+      consumed_raw_ = b.raw_read;
+    }
+    const size_t k = std::min(n, cur_len_ - cur_pos_);
+    std::memcpy(dst, cur_.get() + cur_pos_, k);
+    cur_pos_ += k;
+    return k;
+  }
+  Compression compression() const override { return inner_->compression(); }
+  // Compressed bytes behind what the caller has been handed (not what the thread has read).
+  uint64_t raw_bytes_read() const override { return consumed_raw_; }
+
+ private:
+  struct Block {
+    std::unique_ptr<uint8_t[]> data;
+    size_t len = 0;
+    uint64_t raw_read = 0;
+  };
+
+  void Produce() {
+    for (;;) {
+      std::unique_ptr<uint8_t[]> buf;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stop_ || !free_.empty(); });
+        if (stop_) return;
+        buf = std::move(free_.back());
+        free_.pop_back();
+      }
+      size_t len = 0;
+      absl::Status st;
+      bool end = false;
+      while (len < block_bytes_) {
+        auto got = inner_->Read(buf.get() + len, block_bytes_ - len);
+        if (!got.ok()) {
+          st = got.status();
+          break;
+        }
+        if (*got == 0) {
+          end = true;
+          break;
+        }
+        len += *got;
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (len > 0) filled_.push_back({std::move(buf), len, inner_->raw_bytes_read()});
+        if (!st.ok() || end) {
+          end_status_ = st;
+          done_ = true;
+        }
+      }
+      cv_.notify_all();
+      if (!st.ok() || end) return;
+    }
+  }
+
+  std::unique_ptr<ByteReader> inner_;  // used by the thread only (compression() is constant)
+  size_t block_bytes_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  // Guarded by mu_:
+  std::vector<std::unique_ptr<uint8_t[]>> free_;
+  std::deque<Block> filled_;
+  bool done_ = false;
+  bool stop_ = false;
+  absl::Status end_status_;
+  // The caller's:
+  std::unique_ptr<uint8_t[]> cur_;
+  size_t cur_len_ = 0;
+  size_t cur_pos_ = 0;
+  uint64_t consumed_raw_ = 0;
+};
+
 template <typename R>
 absl::StatusOr<std::unique_ptr<ByteReader>> Make(int fd, const std::string& path,
                                                  const uint8_t* prefix, size_t len,
                                                  const ByteReaderOptions& options) {
   auto r = std::make_unique<R>(fd, path, prefix, len, options);
   if (absl::Status st = r->Init(); !st.ok()) return st;
+  if (options.decompress_in_thread) {
+    return std::unique_ptr<ByteReader>(std::make_unique<ThreadedReader>(
+        std::move(r), options.decode_block_bytes, options.decode_blocks));
+  }
   return std::unique_ptr<ByteReader>(std::move(r));
 }
 

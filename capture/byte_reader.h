@@ -35,7 +35,7 @@ class ByteReader {
   virtual absl::StatusOr<size_t> Read(uint8_t* dst, size_t n) = 0;
   virtual Compression compression() const = 0;
   // Bytes consumed from the file so far (compressed bytes for a compressed file).
-  uint64_t raw_bytes_read() const { return raw_read_; }
+  virtual uint64_t raw_bytes_read() const { return raw_read_; }
 
  protected:
   uint64_t raw_read_ = 0;
@@ -45,6 +45,12 @@ struct ByteReaderOptions {
   // Compressed bytes read from the descriptor at a time (per open file: with many files open
   // at once the caller makes it smaller).
   size_t input_block_bytes = size_t{256} << 10;
+  // Decompress on a thread of its own, ahead of the reader (compressed input only), so that
+  // decompression overlaps the caller's parsing. Costs the thread and decode_blocks of
+  // decode_block_bytes of decompressed data per open file.
+  bool decompress_in_thread = false;
+  size_t decode_block_bytes = size_t{256} << 10;
+  size_t decode_blocks = 4;
 };
 
 // Takes ownership of `fd` (closed by the reader, also on error). `path` names the input in

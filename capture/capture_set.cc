@@ -3,6 +3,7 @@
 
 #include <glob.h>
 #include <pcap/pcap.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <charconv>
@@ -35,8 +36,8 @@ bool HasGlobChars(const std::string& s) { return s.find_first_of("*?[") != std::
 struct CaptureSet::Entry {
   std::string path;
   uint64_t size = 0;
-  uint64_t first_ts = UINT64_MAX;  // UINT64_MAX: no packet (left out of the merge)
-  bool explicit_name = false;      // named on the command line (not found in a directory)
+  uint64_t first_ts = UINT64_MAX;    // UINT64_MAX: no packet (left out of the merge)
+  bool explicit_name = false;        // named on the command line (not found in a directory)
   std::unique_ptr<FileSource> held;  // standard input: kept open since the scan
   RawPacket held_pkt;                // its first packet (data in held's buffer)
 };
@@ -116,12 +117,17 @@ absl::StatusOr<uint64_t> ParseTimeArg(std::string_view text) {
   return static_cast<uint64_t>(absl::ToUnixNanos(t));
 }
 
-CaptureSet::CaptureSet(const CaptureSetOptions& options) : options_(options) {}
+CaptureSet::CaptureSet(CaptureSetOptions options) : options_(std::move(options)) {}
 CaptureSet::~CaptureSet() = default;
 
 absl::StatusOr<std::unique_ptr<CaptureSet>> CaptureSet::Open(const std::vector<std::string>& inputs,
                                                              const CaptureSetOptions& options) {
   std::unique_ptr<CaptureSet> set(new CaptureSet(options));
+  // Overlapping files are all open at once: allow as many descriptors as the hard limit does.
+  if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   if (!options.filter.empty()) {
     if (absl::Status st = ValidateFilter(options.filter); !st.ok()) {
       return absl::InvalidArgumentError(
@@ -153,6 +159,7 @@ void CaptureSet::AddInput(const std::string& input) {
   const fs::file_status st = fs::status(input, ec);
   if (ec && HasGlobChars(input)) {
     glob_t g{};
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): one thread reads a CaptureSet
     const int rc = glob(input.c_str(), GLOB_NOSORT, nullptr, &g);
     if (rc == 0) {
       std::vector<std::string> matches(g.gl_pathv, g.gl_pathv + g.gl_pathc);
@@ -265,7 +272,9 @@ void CaptureSet::OpenEntry(size_t i) {
     FileSourceOptions fo = options_.file;
     const size_t share = options_.buffer_budget_bytes / (open_.size() + 1);
     fo.read_chunk_bytes = std::clamp(share, kMinChunkBytes, options_.file.read_chunk_bytes);
-    fo.input_block_bytes = std::clamp(share / 4, kMinChunkBytes / 4, options_.file.input_block_bytes);
+    fo.input_block_bytes =
+        std::clamp(share / 4, kMinChunkBytes / 4, options_.file.input_block_bytes);
+    fo.decompress_in_thread = open_.size() < options_.decode_threads;
     auto src = FileSource::Open(e.path, fo);
     if (!src.ok()) {
       stats_.errors.emplace_back(src.status().message());
@@ -338,9 +347,8 @@ bool CaptureSet::Selected(const RawPacket& pkt, const Cursor& c) {
       it->second = *prog;
     } else {
       stats_.errors.push_back(absl::StrCat("--filter '", filter_->expr,
-                                           "' does not compile for link type ", pkt.linktype,
-                                           " (", entries_[c.entry].path, "): ",
-                                           prog.status().message(),
+                                           "' does not compile for link type ", pkt.linktype, " (",
+                                           entries_[c.entry].path, "): ", prog.status().message(),
                                            "; its packets are counted as not matching"));
     }
   }

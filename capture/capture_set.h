@@ -15,7 +15,8 @@
 // Memory: per open file one FileSource buffer (FileSourceOptions::read_chunk_bytes, shrunk so
 // that all open files together stay within CaptureSetOptions::buffer_budget_bytes, but never
 // below 64 KiB) and, for compressed files, the decoder's window (zstd: up to 8 MiB at level 19,
-// 2 MiB at the default level 3; xz: the dictionary, 8 MiB at the default -6).
+// 2 MiB at the default level 3; xz: the dictionary, 8 MiB at the default -6), plus, while few
+// files are open, 1 MiB of decompressed blocks a decompression thread fills ahead.
 //
 // Nothing stops the job: a file that cannot be opened, is damaged or is not a capture when
 // named explicitly is recorded in stats().errors (its packets before the damage are delivered),
@@ -41,17 +42,20 @@ namespace pgtlsmon::capture {
 struct CaptureSetOptions {
   FileSourceOptions file;  // for each file; read_chunk_bytes is the most an open file gets
   // All open files' read buffers together (the decoders' windows come on top).
-  size_t buffer_budget_bytes = size_t{32} << 20;
+  size_t buffer_budget_bytes = size_t{16} << 20;
+  // Compressed files decompressed on a thread of their own, ahead of the parser, while at most
+  // this many files are open (0: never). More overlapping files decompress inline.
+  size_t decode_threads = 4;
   std::optional<uint64_t> since_ns;  // packets before it are dropped and counted
   std::optional<uint64_t> until_ns;  // packets at or after it are dropped and counted
   std::string filter;                // libpcap filter expression; empty: every packet
 };
 
 struct CaptureSetStats {
-  uint64_t files_total = 0;    // capture files in the job (including empty ones)
-  uint64_t files_done = 0;     // of them, read to their end (or their damage)
-  uint64_t files_skipped = 0;  // in directories: not captures by content
-  uint64_t files_empty = 0;    // captures without packets
+  uint64_t files_total = 0;        // capture files in the job (including empty ones)
+  uint64_t files_done = 0;         // of them, read to their end (or their damage)
+  uint64_t files_skipped = 0;      // in directories: not captures by content
+  uint64_t files_empty = 0;        // captures without packets
   uint64_t files_after_until = 0;  // first packet at or after --until: not read
   uint64_t duplicates = 0;         // inputs naming a file already in the job: read once
   uint64_t bytes_total = 0;        // size of the capture files (compressed size)
@@ -61,7 +65,7 @@ struct CaptureSetStats {
   uint64_t filtered_out = 0;       // dropped by --filter
   uint64_t caplen_over_len = 0;    // FileSourceStats of all files
   uint64_t ts_backwards = 0;
-  size_t max_open = 0;             // most files open at the same time
+  size_t max_open = 0;  // most files open at the same time
   // One message per file that could not be read to its end: it names the file and, for
   // damage, the byte offset.
   std::vector<std::string> errors;
@@ -92,7 +96,7 @@ class CaptureSet final : public PacketSource {
   struct Entry;
   struct Cursor;
   struct Filter;
-  explicit CaptureSet(const CaptureSetOptions& options);
+  explicit CaptureSet(CaptureSetOptions options);
 
   void AddInput(const std::string& input);
   void AddFile(const std::string& path, bool explicit_name);
@@ -106,7 +110,7 @@ class CaptureSet final : public PacketSource {
   static bool Later(const Cursor* a, const Cursor* b);
 
   CaptureSetOptions options_;
-  std::vector<Entry> entries_;   // capture files, sorted by (first ts, path) after Open()
+  std::vector<Entry> entries_;          // capture files, sorted by (first ts, path) after Open()
   std::map<std::string, size_t> seen_;  // canonical path -> entry: a file named twice is read once
   size_t next_entry_ = 0;
   std::vector<Cursor*> heap_;                  // open files with a pending packet

@@ -72,6 +72,7 @@ absl::StatusOr<std::unique_ptr<FileSource>> FileSource::Open(const std::string& 
   }
   ByteReaderOptions ro;
   ro.input_block_bytes = options.input_block_bytes;
+  ro.decompress_in_thread = options.decompress_in_thread;
   auto reader = OpenByteReader(fd, path, ro);
   if (!reader.ok()) return reader.status();
   std::unique_ptr<FileSource> src(new FileSource(path, std::move(*reader), file_size, options));
@@ -116,7 +117,7 @@ absl::StatusOr<bool> FileSource::Fill(size_t need) {
   if (avail() >= need) return true;
   if (need > cap_) {
     const size_t new_cap = std::max(need, options_.read_chunk_bytes);
-    auto bigger = std::make_unique<uint8_t[]>(new_cap);
+    auto bigger = std::make_unique_for_overwrite<uint8_t[]>(new_cap);
     std::memcpy(bigger.get(), buf_.get() + pos_, avail());
     buf_ = std::move(bigger);
     cap_ = new_cap;
@@ -141,9 +142,13 @@ absl::StatusOr<bool> FileSource::Fill(size_t need) {
 absl::Status FileSource::Init() {
   options_.read_chunk_bytes = std::max(options_.read_chunk_bytes, kMinBufferBytes);
   options_.max_block_bytes = std::max(options_.max_block_bytes, options_.max_packet_bytes + 64);
-  cap_ = options_.read_chunk_bytes;
-  buf_ = std::make_unique<uint8_t[]>(cap_);
   compressed_ = reader_->compression() != Compression::kNone;
+  cap_ = options_.read_chunk_bytes;
+  // A small plain file needs no buffer bigger than itself (many small files open at once).
+  if (!compressed_ && file_size_ > 0) {
+    cap_ = std::min(cap_, std::max<size_t>(kMinBufferBytes, file_size_ + 64));
+  }
+  buf_ = std::make_unique_for_overwrite<uint8_t[]>(cap_);
   auto ok = Fill(4);
   if (!ok.ok()) return ok.status();
   if (!*ok) {

@@ -28,10 +28,10 @@ if [ "${PGTLS_SKIP_ASAN:-0}" != 1 ]; then
 fi
 
 # 3. a ThreadSanitizer build of what runs threads: the exporter's unit tests, and (label 'tsan')
-#    replay --threads and the watch daemon, and pipeline_test (ShardedPipeline's threads on their
-#    own). Only those targets are built.
+#    replay --threads, the decompression threads of compressed archives, the watch daemon, and
+#    pipeline_test (ShardedPipeline's threads on their own). Only those targets are built.
 if [ "${PGTLS_SKIP_TSAN:-0}" != 1 ]; then
-  threaded_units=(http_test metrics_test)
+  threaded_units=(http_test metrics_test capture_set_test)
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGTLS_BUILD_BPF=OFF \
     -DPGTLS_SANITIZE=thread >/dev/null
   cmake --build build-tsan -j"$jobs" --target pgtlsmon pipeline_test "${threaded_units[@]}"

@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 ENV = dict(os.environ, TZ="UTC")
 # scapy is Debian's (python3-scapy): run the converter with Debian's python3 when it is there.
@@ -184,6 +185,26 @@ def case_compressed(c, corpus, tmp):
     c.check(rc == 0 and got == want, "compressed directory: exit %d, %d records vs %d: %s"
             % (rc, len(got), len(want), err.strip()))
     c.check("1 file in directories skipped (not captures)" in err, "summary: %r" % err)
+    c.check("\r" not in err, "a progress line although stderr is not a terminal: %r" % err)
+    # --progress forces the progress line into a pipe. It is drawn at most every 0.5 s, looked
+    # at every 16384 packets: standard input fed in two halves, a second apart.
+    big = os.path.join(tmp, "big.pcap")
+    with open(big, "wb") as f:
+        subprocess.run(["mergecap", "-a", "-F", "pcap", "-w", "-"] +
+                       [os.path.join(corpus, "real_pgbench_tls13_long.pcap")] * 8,
+                       stdout=f, check=True)
+    data = open(big, "rb").read()
+    p = subprocess.Popen([c.binary, "replay", "--progress", "--format", "jsonl", "-o", os.devnull,
+                          "-"], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdin.write(data[:len(data) // 2])
+    p.stdin.flush()
+    time.sleep(1.0)
+    p.stdin.write(data[len(data) // 2:])
+    p.stdin.close()
+    err = p.stderr.read().decode()
+    p.wait()
+    c.check(p.returncode == 0 and "\rfiles 0/1," in err and "MB/s" in err,
+            "--progress: exit %d, %r" % (p.returncode, err[:300]))
     # Named explicitly, the README is an error (exit 1), the captures are still read.
     rc, got, err = c.replay(d, os.path.join(d, "README.txt"))
     c.check(rc == 1 and "README.txt" in err and got == want,
