@@ -6,6 +6,7 @@
 #include <exception>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "CLI/CLI.hpp"
@@ -14,6 +15,7 @@
 #include "app/replay.h"
 #include "app/watch.h"
 #include "app/what_if.h"
+#include "capture/capture_set.h"
 #include "fmt/core.h"
 
 namespace pgtlsmon::app {
@@ -120,8 +122,12 @@ int Main(int argc, char** argv) {
   TrackerFlags replay_tracker;
   CLI::App* rp = app.add_subcommand(
       "replay",
-      "Read capture files (pcap, pcapng, gzip-compressed either) and write one session record "
-      "per PostgreSQL connection.");
+      "Read capture files (pcap, pcapng; plain or compressed with gzip, zstd or xz, recognised "
+      "by content) and write one session record per PostgreSQL connection. Files, directories "
+      "(recursed; files that are not captures are skipped) and globs are one capture: files "
+      "that follow each other in time continue each other's connections, overlapping ones are "
+      "merged by timestamp; the order on the command line does not matter. A damaged file "
+      "yields every record before the damage, the job goes on, and the exit code is 1.");
   rp->add_option("--format", replay.format,
                  "table: a readable per-session table and a summary; jsonl: one JSON record per "
                  "line (docs/session-record.md)")
@@ -136,18 +142,35 @@ int Main(int argc, char** argv) {
                  "distinct `client` label values before new clients count as \"other\"")
       ->capture_default_str();
   rp->add_option("--threads", replay.threads,
-                 "worker threads: connections are sharded by a symmetric hash of their "
-                 "addresses, each worker reads every capture and tracks its shard; records "
-                 "come out as with 1 (first-packet order). Pays off where parsing, not reading, "
-                 "dominates; standard input is always read by one thread")
+                 "worker threads (default 0: the cores available; 1: no threads). One reader "
+                 "decodes every packet and hands each connection's to the worker owning it (a "
+                 "symmetric hash of the innermost addresses and ports); records and metrics come "
+                 "out as with 1 (first-packet order) while no worker's --max-flows table "
+                 "overflows")
       ->capture_default_str()
-      ->check(CLI::Range(1, 64));
+      ->check(CLI::Range(0, 256));
   rp->add_flag("!--no-progress", replay.progress,
                "do not show progress on stderr (shown only when stderr is a terminal)");
+  rp->add_flag("--progress", replay.force_progress,
+               "show the progress line (files, MB, MB/s, ETA) even when stderr is not a terminal");
+  std::string since;
+  std::string until;
+  rp->add_option("--since", since,
+                 "read only packets at or after T: RFC 3339 (2026-03-01T00:00:00Z, "
+                 "2026-03-01T01:00:00+01:00) or seconds since the epoch (1772323200.5)");
+  rp->add_option("--until", until,
+                 "read only packets before T (same forms as --since); files whose first packet "
+                 "is at or after T are not read");
+  rp->add_option("--filter", replay.filter,
+                 "libpcap filter expression (as tcpdump takes it, e.g. 'host 10.0.0.5'), "
+                 "compiled for each file's link type and applied before parsing; packets left "
+                 "out by --since/--until/--filter are counted in the summary");
   replay_tracker.Add(rp);
   WhatIfFlags replay_what_if;
   replay_what_if.Add(rp);
-  rp->add_option("captures", replay.captures, "capture files ('-' for standard input)")->required();
+  rp->add_option("captures", replay.captures,
+                 "capture files, directories and globs ('-' for standard input)")
+      ->required();
 
   WatchOptions watch;
   TrackerFlags watch_tracker;
@@ -176,6 +199,27 @@ int Main(int argc, char** argv) {
     }
     if (const int rc = replay_what_if.Apply("replay", &replay.what_if, &replay.tracker); rc != 0) {
       return rc;
+    }
+    for (auto [flag, text, dst] : {std::tuple{"--since", &since, &replay.since_ns},
+                                   std::tuple{"--until", &until, &replay.until_ns}}) {
+      if (text->empty()) continue;
+      auto t = capture::ParseTimeArg(*text);
+      if (!t.ok()) {
+        fmt::print(stderr, "pgtlsmon replay: {}: {}\n", flag, std::string(t.status().message()));
+        return kExitUsage;
+      }
+      *dst = *t;
+    }
+    if (replay.since_ns && replay.until_ns && *replay.until_ns <= *replay.since_ns) {
+      fmt::print(stderr, "pgtlsmon replay: --until must be after --since\n");
+      return kExitUsage;
+    }
+    if (!replay.filter.empty()) {
+      if (auto st = capture::ValidateFilter(replay.filter); !st.ok()) {
+        fmt::print(stderr, "pgtlsmon replay: --filter '{}': {}\n", replay.filter,
+                   std::string(st.message()));
+        return kExitUsage;
+      }
     }
     return RunReplay(replay);
   }

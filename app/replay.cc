@@ -1,18 +1,14 @@
 #include "app/replay.h"
 
+#include <sched.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <functional>
-#include <limits>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -20,7 +16,7 @@
 
 #include "app/pipeline.h"
 #include "app/what_if.h"
-#include "capture/open_capture.h"
+#include "capture/capture_set.h"
 #include "exporter/metrics.h"
 #include "exporter/record_json.h"
 #include "exporter/table_report.h"
@@ -61,31 +57,50 @@ class OutputBuffer {
   int error_ = 0;
 };
 
-// Progress on stderr (only when it is a terminal): packets, MB, sessions, ETA.
+// Where the job is: what a reader publishes for the progress line.
+struct ProgressSnapshot {
+  uint64_t files_done = 0;
+  uint64_t files_total = 0;
+  uint64_t bytes_done = 0;   // compressed bytes for compressed files
+  uint64_t bytes_total = 0;  // 0 when unknown (standard input)
+  uint64_t packets = 0;
+};
+
+ProgressSnapshot Snapshot(const capture::CaptureSet& set, uint64_t packets) {
+  const capture::CaptureSetStats& st = set.stats();
+  return {st.files_done, st.files_total, set.bytes_done(), st.bytes_total, packets};
+}
+
+// One progress line on stderr, rewritten in place: files done/total, bytes done/total, rate,
+// ETA. Shown when stderr is a terminal (unless --no-progress) or when --progress forces it.
 class Progress {
  public:
   // `check_every`: calls between two looks at the clock (a power of two).
-  explicit Progress(bool enabled, uint64_t check_every = 0x4000)
-      : enabled_(enabled && isatty(STDERR_FILENO) == 1), mask_(check_every - 1) {}
-  void Update(const std::string& name, uint64_t done, uint64_t total, uint64_t packets,
-              uint64_t sessions) {
+  explicit Progress(const ReplayOptions& opts, uint64_t check_every = 0x4000)
+      : enabled_(opts.force_progress || (opts.progress && isatty(STDERR_FILENO) == 1)),
+        mask_(check_every - 1) {}
+  bool enabled() const { return enabled_; }
+  void Update(const ProgressSnapshot& p, uint64_t sessions) {
     if (!enabled_ || (++calls_ & mask_) != 0) return;
     const auto now = Clock::now();
     if (now - last_ < std::chrono::milliseconds(500)) return;
     last_ = now;
     const double secs = std::chrono::duration<double>(now - start_).count();
+    const double rate = secs > 0 ? static_cast<double>(p.bytes_done) / secs : 0;
     std::string eta = "?";
-    if (total > 0 && done > 0 && secs > 0) {
-      const double rate = static_cast<double>(done) / secs;
-      eta = fmt::format("{:.0f}s", static_cast<double>(total - std::min(done, total)) / rate);
+    if (p.bytes_total > 0 && p.bytes_done > 0 && rate > 0) {
+      eta = fmt::format(
+          "{:.0f}s",
+          static_cast<double>(p.bytes_total - std::min(p.bytes_done, p.bytes_total)) / rate);
     }
-    fmt::print(stderr, "\r{}: {:.0f}% {} packets, {:.0f} MB, {} sessions, ETA {}   ", name,
-               total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 0.0,
-               packets, static_cast<double>(done) / 1e6, sessions, eta);
+    fmt::print(stderr,
+               "\rfiles {}/{}, {:.0f}/{:.0f} MB, {:.1f} MB/s, {} packets, {} sessions, ETA {}   ",
+               p.files_done, p.files_total, static_cast<double>(p.bytes_done) / 1e6,
+               static_cast<double>(p.bytes_total) / 1e6, rate / 1e6, p.packets, sessions, eta);
     shown_ = true;
   }
   void Done() {
-    if (shown_) fmt::print(stderr, "\r{:80}\r", "");
+    if (shown_) fmt::print(stderr, "\r{:100}\r", "");
   }
 
  private:
@@ -101,200 +116,98 @@ class Progress {
 struct ReadTotals {
   uint64_t caplen_over_len = 0;  // odd but readable records (capture::FileSourceStats)
   uint64_t ts_backwards = 0;
+  capture::CaptureSetStats files;  // files read, skipped, damaged; packets selected out
   int rc = 0;
 };
 
-// Reads every capture in order and hands each packet to `on_packet` with its index among all
-// packets of all captures. `report` (one reader of several only) prints errors and feeds the
-// progress counters. Both callbacks are templates: no indirect call per packet.
+capture::CaptureSetOptions CaptureOptions(const ReplayOptions& opts) {
+  capture::CaptureSetOptions co;
+  co.since_ns = opts.since_ns;
+  co.until_ns = opts.until_ns;
+  co.filter = opts.filter;
+  return co;
+}
+
+// Reads every capture as one time-ordered stream (capture::CaptureSet: files, directories and
+// globs; rotated files one after the other, overlapping ones merged by timestamp) and hands
+// each packet to `on_packet` with its index among all packets delivered. `report` (one reader
+// of several only) feeds the progress callback, called as progress(const CaptureSet&, packets).
+// Errors (damaged files, ...) end up in totals->files.errors and make totals->rc 1; the job
+// goes on. Both callbacks are templates: no indirect call per packet.
 template <typename ProgressFn, typename OnPacket>
 void ReadCaptures(const ReplayOptions& opts, bool report, ReadTotals* totals, ProgressFn&& progress,
                   OnPacket&& on_packet) {
-  uint64_t index = 0;
-  for (const std::string& path : opts.captures) {
-    auto src = capture::OpenCaptureFile(path);
-    if (!src.ok()) {
-      if (report) fmt::print(stderr, "pgtlsmon: {}\n", std::string(src.status().message()));
-      totals->rc = 1;
-      continue;
-    }
-    const auto* file = dynamic_cast<const capture::FileSource*>(src->get());
-    capture::RawPacket pkt;
-    while (true) {
-      auto more = (*src)->Next(&pkt);
-      if (!more.ok()) {
-        if (report) fmt::print(stderr, "pgtlsmon: {}\n", std::string(more.status().message()));
-        totals->rc = 1;
-        break;
-      }
-      if (!*more) break;
-      on_packet(pkt, index);
-      ++index;
-      if (report) progress(path, file, index);
-    }
-    if (file != nullptr) {
-      totals->caplen_over_len += file->stats().caplen_over_len;
-      totals->ts_backwards += file->stats().ts_backwards;
-    }
+  auto set = capture::CaptureSet::Open(opts.captures, CaptureOptions(opts));
+  if (!set.ok()) {  // the filter; main() validated it already
+    if (report) fmt::print(stderr, "pgtlsmon: {}\n", std::string(set.status().message()));
+    totals->rc = 1;
+    return;
   }
+  capture::CaptureSet& input = **set;
+  uint64_t index = 0;
+  capture::RawPacket pkt;
+  while (true) {
+    auto more = input.Next(&pkt);
+    if (!more.ok() || !*more) break;  // CaptureSet::Next keeps its errors in stats()
+    on_packet(pkt, index);
+    ++index;
+    if (report) progress(input, index);
+  }
+  totals->files = input.stats();
+  totals->caplen_over_len = totals->files.caplen_over_len;
+  totals->ts_backwards = totals->files.ts_backwards;
+  if (!totals->files.errors.empty()) totals->rc = 1;
 }
 
-// --threads N: N workers each read every capture (the page cache makes the second read a
-// memory copy) into their own Pipeline, which tracks the connections whose symmetric flow
-// hash falls in its shard (Pipeline::SetShard). A record's `sequence` is the index of its
-// connection's first packet in the whole input; each shard delivers its records in that order, and
-// the merger (the calling thread) interleaves the shards by it, releasing a record once no shard
-// can still deliver an earlier one (each shard publishes a watermark: the oldest connection it has
-// not delivered, or the next packet index). The output equals the single-thread output while the
-// connection table stays under --max-flows per shard (eviction order differs).
-class ShardedReplay {
- public:
-  ShardedReplay(const ReplayOptions& opts, size_t shards) : opts_(opts), shards_(shards) {
-    for (size_t i = 0; i < shards_.size(); ++i) {
-      Shard& sh = shards_[i];
-      sh.pipeline = std::make_unique<Pipeline>(
-          opts.tracker, [&sh](parser::SessionRecord&& r) { sh.local.push_back(std::move(r)); });
-      sh.pipeline->SetShard(i, shards_.size());
+// --threads: 0 (the default) is the cores this process may run on.
+size_t ReplayThreads(int requested) {
+  if (requested > 0) return static_cast<size_t>(requested);
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) {
+    return static_cast<size_t>(CPU_COUNT(&set));
+  }
+  return std::max<size_t>(std::thread::hardware_concurrency(), 1);
+}
+
+// The job's summary on stderr: files read, skipped (not captures), damaged (with the message
+// naming the file and offset), and the packets --since/--until/--filter left out. One line,
+// plus one per error; nothing when a single file was read with nothing to say.
+void ReportFiles(const ReplayOptions& opts, const capture::CaptureSetStats& st) {
+  const bool selecting = opts.since_ns || opts.until_ns || !opts.filter.empty();
+  if (st.files_total <= 1 && st.files_skipped == 0 && st.errors.empty() && !selecting &&
+      st.duplicates == 0) {
+    return;
+  }
+  std::vector<std::string> parts;
+  parts.push_back(
+      fmt::format("{} capture file{} read ({:.1f} MB{})", st.files_done,
+                  st.files_done == 1 ? "" : "s", static_cast<double>(st.bytes_total) / 1e6,
+                  st.max_open > 1 ? fmt::format(", up to {} merged at once", st.max_open) : ""));
+  if (st.files_empty > 0) parts.push_back(fmt::format("{} without packets", st.files_empty));
+  if (st.files_skipped > 0) {
+    parts.push_back(fmt::format("{} file{} in directories skipped (not captures)", st.files_skipped,
+                                st.files_skipped == 1 ? "" : "s"));
+  }
+  if (st.duplicates > 0) parts.push_back(fmt::format("{} named twice, read once", st.duplicates));
+  if (!st.errors.empty()) {
+    parts.push_back(fmt::format("{} with errors (below)", st.errors.size()));
+  }
+  if (selecting) {
+    std::string sel = fmt::format("{} packets read", st.packets);
+    if (opts.since_ns) sel += fmt::format(", {} before --since", st.before_since);
+    if (opts.until_ns) {
+      sel += fmt::format(", {} at or after --until", st.after_until);
+      if (st.files_after_until > 0) {
+        sel += fmt::format(" (and {} files starting after it not read)", st.files_after_until);
+      }
     }
+    if (!opts.filter.empty()) sel += fmt::format(", {} not matching --filter", st.filtered_out);
+    parts.push_back(sel);
   }
-
-  // Runs the workers; `emit` gets every record in first-packet order, on the calling thread.
-  // `progress` is called now and then with (path, bytes read, file size, packets, records).
-  void Run(const std::function<void(parser::SessionRecord&&)>& emit,
-           const std::function<void(const std::string&, uint64_t, uint64_t, uint64_t)>& progress) {
-    std::vector<std::thread> threads;
-    threads.reserve(shards_.size());
-    for (size_t i = 0; i < shards_.size(); ++i) threads.emplace_back([this, i] { Work(i); });
-    Merge(emit, progress);
-    for (auto& t : threads) t.join();
-  }
-
-  // Every reader saw the same packets.
-  const ReadTotals& totals() const { return shards_[0].totals; }
-  const InputCounters& input() const { return shards_[0].pipeline->input(); }
-  size_t size() const { return shards_.size(); }
-  const parser::FlowTracker& tracker(size_t i) const { return shards_[i].pipeline->tracker(); }
-
- private:
-  static constexpr uint64_t kPublishEvery = 2048;  // packets between two watermarks
-  static constexpr uint64_t kDone = std::numeric_limits<uint64_t>::max();
-
-  struct Shard {
-    std::unique_ptr<Pipeline> pipeline;
-    std::vector<parser::SessionRecord> local;  // worker-only: delivered, not yet published
-    ReadTotals totals;                         // worker-only until joined
-    // Guarded by mu_:
-    std::vector<parser::SessionRecord> ready;  // published, in increasing sequence
-    uint64_t watermark = 0;                    // no record below it is still to be published
-  };
-
-  void Publish(Shard& sh, uint64_t next_index) {
-    const uint64_t wm = next_index == kDone
-                            ? kDone
-                            : sh.pipeline->tracker().oldest_pending_sequence().value_or(next_index);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (sh.ready.empty()) {
-        sh.ready.swap(sh.local);
-      } else {
-        for (auto& r : sh.local) sh.ready.push_back(std::move(r));
-        sh.local.clear();
-      }
-      sh.watermark = wm;
-      ++published_;
-    }
-    cv_.notify_one();
-  }
-
-  void Work(size_t me) {
-    Shard& sh = shards_[me];
-    uint64_t since_publish = 0;
-    const auto progress = [this](const std::string& path, const capture::FileSource* file,
-                                 uint64_t pk) {
-      if ((pk & 0x3fff) != 0) return;
-      std::lock_guard<std::mutex> lock(progress_mu_);
-      progress_path_ = path;
-      progress_done_ = file != nullptr ? file->bytes_read() : 0;
-      progress_total_ = file != nullptr ? file->file_size() : 0;
-      progress_packets_.store(pk, std::memory_order_relaxed);
-    };
-    Pipeline& pipeline = *sh.pipeline;
-    ReadCaptures(opts_, me == 0, &sh.totals, progress,
-                 [&](const capture::RawPacket& pkt, uint64_t index) {
-                   pipeline.OnPacket(pkt, index);
-                   if (++since_publish >= kPublishEvery) {
-                     since_publish = 0;
-                     Publish(sh, index + 1);
-                   }
-                 });
-    pipeline.Finish();
-    Publish(sh, kDone);
-  }
-
-  void Merge(
-      const std::function<void(parser::SessionRecord&&)>& emit,
-      const std::function<void(const std::string&, uint64_t, uint64_t, uint64_t)>& progress) {
-    const size_t n = shards_.size();
-    std::vector<std::deque<parser::SessionRecord>> inbox(n);
-    std::vector<uint64_t> watermark(n, 0);
-    std::vector<parser::SessionRecord> taken;
-    uint64_t seen = 0;
-    while (true) {
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        // The timeout only refreshes the progress line.
-        cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return published_ != seen; });
-        seen = published_;
-        for (size_t i = 0; i < n; ++i) {
-          taken.swap(shards_[i].ready);
-          for (auto& r : taken) inbox[i].push_back(std::move(r));
-          taken.clear();
-          watermark[i] = shards_[i].watermark;
-        }
-      }
-      // Deliver while the smallest head is below every other shard's head or watermark.
-      while (true) {
-        size_t best = n;
-        for (size_t i = 0; i < n; ++i) {
-          if (!inbox[i].empty() &&
-              (best == n || inbox[i].front().sequence < inbox[best].front().sequence)) {
-            best = i;
-          }
-        }
-        if (best == n) break;
-        const uint64_t seq = inbox[best].front().sequence;
-        bool safe = true;
-        for (size_t i = 0; i < n && safe; ++i) {
-          if (i != best && inbox[i].empty() && watermark[i] <= seq) safe = false;
-        }
-        if (!safe) break;
-        emit(std::move(inbox[best].front()));
-        inbox[best].pop_front();
-      }
-      if (progress) {
-        std::lock_guard<std::mutex> lock(progress_mu_);
-        progress(progress_path_, progress_done_, progress_total_,
-                 progress_packets_.load(std::memory_order_relaxed));
-      }
-      bool all_done = true;
-      for (size_t i = 0; i < n; ++i) {
-        if (watermark[i] != kDone || !inbox[i].empty()) all_done = false;
-      }
-      if (all_done) return;
-    }
-  }
-
-  const ReplayOptions& opts_;
-  std::vector<Shard> shards_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t published_ = 0;  // guarded by mu_: count of Publish() calls
-  std::mutex progress_mu_;
-  std::string progress_path_;
-  uint64_t progress_done_ = 0;
-  uint64_t progress_total_ = 0;
-  std::atomic<uint64_t> progress_packets_{0};
-};
+  fmt::print(stderr, "pgtlsmon: {}\n", fmt::join(parts, "; "));
+  for (const std::string& e : st.errors) fmt::print(stderr, "pgtlsmon: {}\n", e);
+}
 
 // One line on stderr when anything was lost or odd (nothing is dropped silently): what was
 // counted but not turned into records.
@@ -370,39 +283,36 @@ int RunReplay(const ReplayOptions& opts) {
     }
   };
 
-  // Standard input can be read only once: one thread then.
-  bool stdin_input = false;
-  for (const std::string& path : opts.captures) stdin_input |= path == "-";
-  const size_t threads = stdin_input ? 1 : static_cast<size_t>(std::max(opts.threads, 1));
+  const size_t threads = ReplayThreads(opts.threads);
 
   ReadTotals read;
   exporter::PipelineStats ps;
   capture::LiveStats source;  // files have no drops of their own
   source.source = "replay";
+  Progress progress(opts);
+  const auto on_progress = [&](const capture::CaptureSet& set, uint64_t packets) {
+    if (progress.enabled()) progress.Update(Snapshot(set, packets), records);
+  };
   if (threads == 1) {
-    Progress progress(opts.progress);
+    // The single-threaded path: no queue, no copy.
     Pipeline pipeline(opts.tracker, on_record);
-    ReadCaptures(
-        opts, true, &read,
-        [&](const std::string& path, const capture::FileSource* file, uint64_t packets) {
-          if (file != nullptr) {
-            progress.Update(path, file->bytes_read(), file->file_size(), packets, records);
-          }
-        },
-        [&pipeline](const capture::RawPacket& pkt, uint64_t /*index*/) { pipeline.OnPacket(pkt); });
+    ReadCaptures(opts, true, &read, on_progress,
+                 [&pipeline](const capture::RawPacket& pkt, uint64_t /*index*/) {
+                   pipeline.OnPacket(pkt);
+                 });
     pipeline.Finish();
     progress.Done();
     const parser::FlowTracker* trackers[] = {&pipeline.tracker()};
     ps = CollectStats(source, pipeline.input(), trackers);
   } else {
-    Progress progress(opts.progress, 1);
-    ShardedReplay sharded(opts, threads);
-    sharded.Run(std::function<void(parser::SessionRecord &&)>(on_record),
-                [&](const std::string& path, uint64_t done, uint64_t total, uint64_t packets) {
-                  if (total > 0) progress.Update(path, done, total, packets, records);
-                });
+    // This thread reads and decodes; `threads` workers track the connections (ShardedPipeline).
+    ShardedPipeline sharded(opts.tracker, threads, on_record);
+    ReadCaptures(opts, true, &read, on_progress,
+                 [&sharded](const capture::RawPacket& pkt, uint64_t /*index*/) {
+                   sharded.OnPacket(pkt);
+                 });
+    sharded.Finish();
     progress.Done();
-    read = sharded.totals();
     std::vector<const parser::FlowTracker*> trackers;
     for (size_t i = 0; i < sharded.size(); ++i) trackers.push_back(&sharded.tracker(i));
     ps = CollectStats(source, sharded.input(), trackers);
@@ -425,6 +335,7 @@ int RunReplay(const ReplayOptions& opts) {
                std::strerror(output.error() != 0 ? output.error() : errno));
     rc = 1;
   }
+  ReportFiles(opts, read.files);
   ReportUnused(ps, read);
   if (metrics) {
     metrics->SetStatsProvider([ps] { return ps; });

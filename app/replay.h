@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,13 +13,17 @@
 namespace pgtlsmon::app {
 
 struct ReplayOptions {
-  std::vector<std::string> captures;
+  std::vector<std::string> captures;  // files, directories, globs, "-" (capture::CaptureSet)
   std::string format = "table";  // table | jsonl
   std::string output;            // empty: standard output
   std::string metrics_file;
   parser::FlowTrackerConfig tracker;
-  int threads = 1;
-  bool progress = true;  // only shown when stderr is a terminal
+  int threads = 0;  // 0: the cores available (sched_getaffinity); 1: no worker threads
+  bool progress = true;         // only shown when stderr is a terminal...
+  bool force_progress = false;  // ...unless --progress
+  std::optional<uint64_t> since_ns;  // --since: packets before it are not read
+  std::optional<uint64_t> until_ns;  // --until: packets at or after it are not read
+  std::string filter;                // --filter: libpcap expression (validated by the caller)
   size_t max_clients = 1000;
   std::shared_ptr<whatif::Engine> what_if;  // --what-if; null without
 };

@@ -18,8 +18,14 @@ Readers (a missing tool or a failing peer is reported, not fatal):
   tcpdump           tcpdump -r FILE -w /dev/null 'tcp port 5432'
   tshark            the ClientHello/ServerHello field extraction (fewer runs: it is slow)
   ndpiReader        ndpiReader -q -i FILE (nDPI's demo reader; DPI on every flow)
-  pgtlsmon          pgtlsmon replay --format jsonl FILE, single thread
-  pgtlsmon_t2       the same with --threads 2, when `pgtlsmon --help` lists --threads
+  dd                dd if=FILE of=/dev/null bs=1M: the read floor of issue 14
+  zstd_d            zstd -d FILE.zst -o /dev/null: the decompression floor
+  pgtlsmon          pgtlsmon replay --format jsonl --threads 1 FILE, single thread
+  pgtlsmon_t2       the same with --threads 2 (one reader, two workers)
+  pgtlsmon_rot60    the workload split into 60 files (cached next to it), given together,
+  pgtlsmon_rot60_t2 with 1 and 2 threads
+  pgtlsmon_zst      FILE.zst (the workload compressed with zstd, cached), 1 and 2 threads
+  pgtlsmon_zst_t2
 
 pgtlsmon's records are checked on every run against FILE.expected.json (sessions per
 negotiated version and plaintext, cipher suites, HelloRetryRequests, IPv6 sessions); a
@@ -55,7 +61,8 @@ TLS_VERSION_NAMES = {"0x0300": "SSLv3", "0x0301": "TLSv1", "0x0302": "TLSv1.1",
 TSHARK_FIELDS = ["tcp.stream", "tls.handshake.type", "tls.handshake.version",
                  "tls.handshake.extensions.supported_version", "tls.handshake.ciphersuite"]
 # pgtlsmon is compared with these, in this order.
-RATIO_BASES = ["floor_read", "libpcap", "libpcap_fopen", "tcpdump", "tshark", "ndpiReader"]
+RATIO_BASES = ["dd", "floor_read", "libpcap", "libpcap_fopen", "tcpdump", "tshark",
+               "ndpiReader"]
 
 
 class Fatal(Exception):
@@ -149,7 +156,84 @@ def ensure_vxlan_copy(pcap):
     return out
 
 
-def warm_page_cache(path):
+def ensure_rotated_copy(pcap, parts):
+    """The workload split into `parts` classic pcap files of equal packet counts (what
+    `editcap -c` or `tcpdump -C` makes), in a directory next to it, names in time order;
+    made once and regenerated when older than the workload. Returns the file list."""
+    out_dir = pcap[:-len(".pcap")] + f".rot{parts}"
+    names = [os.path.join(out_dir, f"part-{i:03d}.pcap") for i in range(parts)]
+    if all(os.path.exists(n) and os.path.getmtime(n) >= os.path.getmtime(pcap) for n in names):
+        log(f"workload: {out_dir}/ (cached, {parts} files)")
+        return names
+    log(f"workload: splitting {pcap} into {parts} files ...")
+    t0 = time.monotonic()
+    tmp = out_dir + f".{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    with open(pcap, "rb") as src:
+        head = src.read(24)
+        end = "<" if struct.unpack("<I", head[:4])[0] in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+        rec = struct.Struct(end + "IIII")
+        offsets = []  # every record's offset: a first pass counts them
+        pos = 24
+        while True:
+            h = src.read(16)
+            if len(h) < 16:
+                break
+            caplen = rec.unpack(h)[2]
+            offsets.append(pos)
+            pos += 16 + caplen
+            src.seek(caplen, 1)
+        offsets.append(pos)
+        per = -(-(len(offsets) - 1) // parts)
+        for i, name in enumerate(names):
+            lo = offsets[min(i * per, len(offsets) - 1)]
+            hi = offsets[min((i + 1) * per, len(offsets) - 1)]
+            src.seek(lo)
+            with open(os.path.join(tmp, os.path.basename(name)), "wb") as dst:
+                dst.write(head)
+                left = hi - lo
+                while left > 0:
+                    chunk = src.read(min(left, 1 << 22))
+                    dst.write(chunk)
+                    left -= len(chunk)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
+    log(f"workload: split in {time.monotonic() - t0:.1f} s")
+    return names
+
+
+def ensure_zstd_copy(pcap):
+    """FILE.zst (zstd -3, the default level), made once next to the workload."""
+    out = pcap + ".zst"
+    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(pcap):
+        log(f"workload: {out} (cached)")
+        return out
+    if shutil.which("zstd") is None:
+        return None
+    log(f"workload: compressing {pcap} with zstd ...")
+    t0 = time.monotonic()
+    tmp = out + f".{os.getpid()}.tmp"
+    subprocess.run(["zstd", "-q", "-f", "-T0", pcap, "-o", tmp], check=True)
+    os.replace(tmp, out)
+    log(f"workload: compressed in {time.monotonic() - t0:.1f} s "
+        f"({os.path.getsize(out) / 1e6:.0f} MB)")
+    return out
+
+
+def pgtlsmon_reads(binary, capture):
+    """Whether this pgtlsmon replays `capture` (a small file in a format it may not know
+    yet), and its complaint when it does not."""
+    try:
+        r = subprocess.run([binary, "replay", "--format", "jsonl", "--threads", "1", capture],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           timeout=60)
+        return r.returncode == 0, r.stderr.strip()[-200:]
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, str(e)
+
+
+def warm_page_cache(path, quiet=False):
     """cat FILE > /dev/null, and warn when the file cannot stay cached."""
     size = os.path.getsize(path)
     avail = meminfo().get("MemAvailable")
@@ -160,7 +244,8 @@ def warm_page_cache(path):
     with open(path, "rb", buffering=0) as f:
         while f.read(1 << 22):
             pass
-    log(f"page cache warmed ({size / 1e6:.0f} MB in {time.monotonic() - t0:.2f} s)")
+    if not quiet:
+        log(f"page cache warmed ({size / 1e6:.0f} MB in {time.monotonic() - t0:.2f} s)")
 
 
 # --------------------------------------------------------------------------------------
@@ -385,35 +470,49 @@ def build_readers(args, pcap, bench_dir):
     tool("ndpiReader", ["ndpiReader", "-q", "-i", pcap], reps,
          note="nDPI 'demo' reader, DPI on every flow, quiet")
 
+    tool("dd", ["dd", f"if={pcap}", "of=/dev/null", "bs=1M"], reps,
+         note="the read floor of issue 14: read() of 1 MiB blocks, nothing looked at")
+    if args.zst:
+        tool("zstd_d", ["zstd", "-d", "-q", "-f", args.zst, "-o", "/dev/null"], reps,
+             note="decompression alone: the floor for compressed input (MB/s of the "
+                  "uncompressed workload)")
+
     binary = find_pgtlsmon(args.build, args.pgtlsmon)
-    base = ["replay", "--format", "jsonl", pcap]
+    base = ["replay", "--format", "jsonl", "--threads", "1", pcap]
     if binary is None:
         why = f"no pgtlsmon binary in {args.build} (or --pgtlsmon)"
         readers.append(Reader("pgtlsmon", ["pgtlsmon", *base], reps, missing=why))
     else:
-        readers.append(Reader("pgtlsmon", [binary, *base], reps, check=check_pgtlsmon,
-                              fatal=True, note="single thread; answer checked every run"))
-        if pgtlsmon_accepts_threads(binary):
-            readers.append(Reader("pgtlsmon_t2", [binary, "replay", "--format", "jsonl",
-                                                  "--threads", "2", pcap],
-                                  reps, check=check_pgtlsmon, fatal=True,
-                                  note="--threads 2; answer checked every run"))
-        else:
-            readers.append(Reader("pgtlsmon_t2", [binary, *base[:3], "--threads", "2", pcap],
-                                  reps, missing="pgtlsmon --help lists no --threads"))
+        def pg(name, threads, inputs, note, check=check_pgtlsmon, missing=None):
+            r = Reader(name, [binary, "replay", "--format", "jsonl", "--threads", str(threads),
+                              *inputs], reps, check=check, fatal=True, missing=missing,
+                       note=note + "; answer checked every run")
+            readers.append(r)
+            return r
+
+        pg("pgtlsmon", 1, [pcap], "single thread")
+        threads_ok = pgtlsmon_accepts_threads(binary)
+        pg("pgtlsmon_t2", 2, [pcap], "--threads 2: one reader, 2 workers",
+           missing=None if threads_ok else "pgtlsmon --help lists no --threads")
         # The same connections wrapped in VXLAN (issue 15): the cost of decapsulation.
         if args.vxlan_pcap:
-            vx = Reader("pgtlsmon_vxlan", [binary, "replay", "--format", "jsonl",
-                                           args.vxlan_pcap], reps, check=check_pgtlsmon_vxlan,
-                        fatal=True, note="single thread, the workload wrapped in VXLAN "
-                        "(+50 bytes a packet); answer checked every run")
+            vx = pg("pgtlsmon_vxlan", 1, [args.vxlan_pcap], "single thread, the workload "
+                    "wrapped in VXLAN (+50 bytes a packet)", check=check_pgtlsmon_vxlan)
             vx.file_bytes = os.path.getsize(args.vxlan_pcap)
-            readers.append(vx)
+        if args.rotated:
+            for n in (1, 2):
+                r = pg("pgtlsmon_rot60" + ("_t2" if n == 2 else ""), n, args.rotated,
+                       f"the workload in {len(args.rotated)} files given together, "
+                       f"--threads {n}")
+                r.file_bytes = sum(os.path.getsize(f) for f in args.rotated)
+        if args.zst:
+            ok, why = args.zst_ok
+            for n in (1, 2):
+                pg("pgtlsmon_zst" + ("_t2" if n == 2 else ""), n, [args.zst],
+                   f"FILE.zst (zstd), --threads {n} (MB/s of the uncompressed workload)",
+                   missing=None if ok else f"pgtlsmon cannot read zstd: {why}")
         for n in args.threads_scaling:
-            readers.append(Reader(f"pgtlsmon_t{n}", [binary, "replay", "--format", "jsonl",
-                                                     "--threads", str(n), pcap],
-                                  reps, check=check_pgtlsmon, fatal=True,
-                                  note=f"--threads {n} (--threads-scaling); answer checked"))
+            pg(f"pgtlsmon_t{n}", n, [pcap], f"--threads {n} (--threads-scaling)")
 
     wanted = set(args.only) if args.only else None
     out = []
@@ -628,6 +727,218 @@ def targets_table(readers, exp):
     return "\n".join(rows)
 
 
+def targets14_table(readers, exp):
+    """Issue 14's goals on this machine: one thread <= 2.0x dd; all cores <= 1.3x dd; zstd
+    input <= 1.2x `zstd -d`; peak RSS < 128 MiB with 60 files; and the 1 -> 2 threads growth."""
+    by_name = {r.name: stats(r, exp) for r in readers if r.runs and not r.missing}
+    rows = ["| goal | measured (wall; CPU in brackets) | met |", "|---|---|---|"]
+
+    def ratio(goal, subject, base, limit):
+        if subject not in by_name or base not in by_name:
+            rows.append(f"| {goal} | {subject if subject not in by_name else base} not run | – |")
+            return
+        p, b = by_name[subject], by_name[base]
+        w = p["wall"] / b["wall"]
+        c = f" ({p['cpu'] / b['cpu']:.2f}× CPU)" if b["cpu"] > 0 else ""
+        rows.append(f"| {goal} | {subject} {fmt_s(p['wall'])} s / {base} {fmt_s(b['wall'])} s "
+                    f"= {w:.2f}×{c} | {'yes' if w <= limit else 'no'} |")
+
+    ratio("1 thread ≤ 2.0× dd", "pgtlsmon", "dd", 2.0)
+    ratio("all cores (2) ≤ 1.3× dd", "pgtlsmon_t2", "dd", 1.3)
+    ratio("60 files, all cores ≤ 1.3× dd", "pgtlsmon_rot60_t2", "dd", 1.3)
+    ratio("zstd input ≤ 1.2× `zstd -d`", "pgtlsmon_zst_t2", "zstd_d", 1.2)
+    ratio("zstd input, 1 thread ≤ 1.2× `zstd -d`", "pgtlsmon_zst", "zstd_d", 1.2)
+    rss = [by_name[n]["rss_mib"] for n in ("pgtlsmon_rot60", "pgtlsmon_rot60_t2") if n in by_name]
+    if rss:
+        rows.append(f"| peak RSS < 128 MiB with 60 files | {max(rss):.1f} MiB | "
+                    f"{'yes' if max(rss) < 128 else 'no'} |")
+    for one, two, what in (("pgtlsmon", "pgtlsmon_t2", "one file"),
+                           ("pgtlsmon_rot60", "pgtlsmon_rot60_t2", "60 files"),
+                           ("pgtlsmon_zst", "pgtlsmon_zst_t2", "zstd")):
+        if one in by_name and two in by_name:
+            a, b = by_name[one], by_name[two]
+            rows.append(f"| throughput 1 → 2 threads, {what} | {a['mbps']:.0f} → {b['mbps']:.0f} "
+                        f"MB/s: {a['wall'] / b['wall']:.2f}× (CPU {fmt_s(a['cpu'])} → "
+                        f"{fmt_s(b['cpu'])} s) | – |")
+    return "\n".join(rows)
+
+
+# Where the time goes, by symbol category (first match wins).
+PROFILE_CATEGORIES = [
+    ("kernel: read() copy, page cache, syscalls", r"^\[k\]"),
+    ("reading captures (FileSource, decompression)",
+     r"capture::|ReadCaptures|ZSTD|zstd|inflate|lzma|HUF_|FSE_|pcap_"),
+    ("decoding link/IP/TCP (packet_decoder)", r"parser::.*Decode|DecodeTcpSegment"),
+    ("hand-off to workers (batches, queues, wake-ups)", r"ShardedPipeline|futex|__atomic|"
+     r"sched_yield|pthread"),
+    ("memory copies (libc memmove: read buffers; with threads the payload into batches)",
+     r"memmove|memcpy"),
+    ("connection tracking and TLS parsing (FlowTracker, tables)",
+     r"FlowTracker|FlowTable|raw_hash_set|Connection|TcpStream|Tls|Hello|RecordOrder|"
+     r"parser::"),
+    ("records out (JSON, metrics)", r"exporter::|AppendJson|record_json|fmt::"),
+    ("memory allocation", r"malloc|free|operator new|operator delete|_int_"),
+]
+
+
+def short_symbol(sym):
+    """A C++ symbol without template arguments and parameter lists, at most 70 characters."""
+    out, depth = [], 0
+    for ch in sym:
+        if ch in "<(":
+            if depth == 0:
+                out.append("<…>" if ch == "<" else "()")
+            depth += 1
+        elif ch in ">)":
+            depth = max(depth - 1, 0)
+        elif depth == 0:
+            out.append(ch)
+    text = "".join(out).replace("absl::debian3::container_internal::", "absl::")
+    return text if len(text) <= 70 else text[:69] + "…"
+
+
+def perf_report(data, sort):
+    r = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", sort,
+                        "--stdio", "-g", "none"], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, text=True)
+    rows = []
+    for line in r.stdout.splitlines():
+        m = re.match(r"\s*([0-9.]+)%\s+(.*)$", line)
+        if m and not line.lstrip().startswith("#"):
+            rows.append((float(m.group(1)), m.group(2).strip()))
+    return rows
+
+
+def profile_section(binary, pcap, bench_dir):
+    """perf record of `replay --threads 1` and `--threads 2` on the workload: where the samples
+    fall, by category and by function (and by thread for 2 threads)."""
+    if shutil.which("perf") is None:
+        return "perf is not installed: no profile (`apt-get install linux-perf`)."
+    parts = []
+    for threads in (1, 2):
+        data = os.path.join(bench_dir, f"perf-t{threads}.data")
+        r = subprocess.run(["perf", "record", "-F", "4000", "-o", data, "--", binary, "replay",
+                            "--format", "jsonl", "--threads", str(threads), pcap],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            return f"perf record failed: {r.stderr.strip()[-300:]}"
+        rows = perf_report(data, "pid,sym" if threads > 1 else "sym")
+        by_thread = collections.Counter()
+        cats = collections.Counter()
+        thread_cats = collections.defaultdict(collections.Counter)
+        funcs = collections.Counter()
+        for share, rest in rows:
+            if threads > 1:
+                tid, _, sym = rest.partition(" ")
+                sym = sym.strip()
+            else:
+                tid, sym = "", rest
+            by_thread[tid] += share
+            for name, rx in PROFILE_CATEGORIES:
+                if re.search(rx, sym):
+                    break
+            else:
+                name = "other (startup, libc, ...)"
+            cats[name] += share
+            thread_cats[tid][name] += share
+            funcs[(tid, short_symbol(sym))] += share
+        total = sum(cats.values()) or 1.0
+        title = ("1 thread" if threads == 1 else
+                 "2 threads (thread 1 = the reader, which also merges and writes records)")
+        parts.append(f"**--threads {threads}**: `perf record -F 4000 -- {os.path.basename(binary)}"
+                     f" replay --format jsonl --threads {threads} FILE`, {title}.")
+        parts.append("")
+        if threads > 1:
+            order = sorted(by_thread, key=lambda t: -by_thread[t])
+            names = {t: ("reader" if i == 0 else f"worker {i}") for i, t in enumerate(order)}
+            parts.append("Samples by thread: " + ", ".join(
+                f"{names[t]} {by_thread[t] / total * 100:.0f} %" for t in order) + ".")
+            parts.append("")
+            reader = order[0]
+            rtotal = by_thread[reader] or 1.0
+            parts.append("The reader thread, where the rest waits: " + "; ".join(
+                f"{name} {share / rtotal * 100:.0f} %"
+                for name, share in thread_cats[reader].most_common(5)) + " of its samples.")
+            parts.append("")
+        parts.append("| category | share of samples |")
+        parts.append("|---|---:|")
+        for name, share in cats.most_common():
+            parts.append(f"| {name} | {share / total * 100:.1f} % |")
+        parts.append("")
+        parts.append("| function" + (" (thread)" if threads > 1 else "") + " | share |")
+        parts.append("|---|---:|")
+        for (tid, sym), share in funcs.most_common(12):
+            who = f" ({names[tid]})" if threads > 1 else ""
+            parts.append(f"| `{md_escape(sym)}`{who} | {share / total * 100:.1f} % |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def callgrind_section(binary, captures, bench_dir):
+    """valgrind --tool=callgrind of `replay --threads 1` and `--threads 2` on `captures` (the
+    first tenth of the rotated workload): instructions executed in user space, per thread,
+    independent of the machine's load (perf's samples are not, and this VM has no hardware
+    counters)."""
+    if shutil.which("valgrind") is None or shutil.which("callgrind_annotate") is None:
+        return None
+    totals = {}
+    top = {}
+    for threads in (1, 2):
+        out = os.path.join(bench_dir, f"callgrind-t{threads}.out")
+        for old in os.listdir(bench_dir):
+            if old.startswith(os.path.basename(out)):
+                os.unlink(os.path.join(bench_dir, old))
+        r = subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
+                            f"--callgrind-out-file={out}", binary, "replay", "--no-progress",
+                            "--format", "jsonl", "--threads", str(threads), *captures],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            return f"callgrind failed: {r.stderr.strip()[-300:]}"
+        files = sorted(f for f in os.listdir(bench_dir)
+                       if f.startswith(os.path.basename(out) + "-"))
+        for i, f in enumerate(files):
+            path = os.path.join(bench_dir, f)
+            with open(path) as fh:
+                m = re.search(r"^(?:summary|totals): (\d+)", fh.read(), re.M)
+            name = ("main" if threads == 1 else "reader" if i == 0 else f"worker {i}")
+            totals[(threads, name)] = int(m.group(1)) if m else 0
+            ann = subprocess.run(["callgrind_annotate", path], stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True).stdout
+            funcs = []
+            for line in ann.splitlines():
+                mm = re.match(r"\s*([0-9,]+) \(\s*([0-9.]+)%\)\s+(.*)$", line)
+                if mm and "PROGRAM TOTALS" not in line:
+                    sym, _, obj = mm.group(3).partition(" [")
+                    sym = re.sub(r"^(?:\?\?\?|\S*?\.(?:c|cc|cpp|h|S|s)):", "", sym)
+                    if sym.startswith("0x"):
+                        sym = f"{os.path.basename(obj.rstrip(']'))} {sym}"
+                    funcs.append(f"`{md_escape(short_symbol(sym))}` {mm.group(2)} %")
+                if len(funcs) == 4:
+                    break
+            top[(threads, name)] = "; ".join(funcs)
+    one = totals.get((1, "main"), 0)
+    two = sum(v for (t, _), v in totals.items() if t == 2)
+    reader = totals.get((2, "reader"), 0)
+    lines = [f"`valgrind --tool=callgrind --separate-threads=yes -- "
+             f"{os.path.basename(binary)} replay --format jsonl --threads 1|2 "
+             f"{os.path.basename(os.path.dirname(captures[0]))}/part-000.pcap … "
+             f"{os.path.basename(captures[-1])}` ({len(captures)} files of the 60, "
+             f"{sum(os.path.getsize(c) for c in captures) / 1e6:.0f} MB; instructions in user "
+             "space, the kernel's read() copy not included; startup, about 16 M instructions "
+             "mostly in the dynamic linker, included).", "",
+             "| run | thread | instructions (M) | top functions (share of the thread) |",
+             "|---|---|---:|---|"]
+    for (threads, name), n in totals.items():
+        lines.append(f"| --threads {threads} | {name} | {n / 1e6:.1f} | {top[(threads, name)]} |")
+    if one and reader:
+        lines += ["", f"With 2 threads the process executes {two / one:.2f}× the instructions "
+                  f"of one thread (the hand-off: batching, copying payloads into the batches, "
+                  f"waking workers), and the reader alone {reader / one:.2f}×: with the "
+                  f"kernel's read() copy on the reader too, {one / reader:.2f}× is the most "
+                  "2 threads can gain over 1 on this input, however many cores are free."]
+    return "\n".join(lines)
+
+
 def md_escape(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -729,7 +1040,8 @@ def report(readers, exp, pcap, ctx):
         "# Replay throughput",
         "",
         "Generated by `bench/run.py` (see [bench/README.md](../bench/README.md)); do not edit "
-        "by hand, rerun the command.",
+        "by hand, rerun the command. eBPF capture cost and bytes to user space (bare and tunnelled): "
+        "[BENCHMARKS-ebpf.md](BENCHMARKS-ebpf.md).",
         "",
         f"- Date: {ctx['date']}",
         f"- Command: `{ctx['command']}`",
@@ -776,9 +1088,19 @@ def report(readers, exp, pcap, ctx):
         lines += ["## Targets", "",
                   "The replay-speed issue's targets, from this run's medians (wall time; "
                   "CPU time in brackets, less sensitive to other load).", "", targets, ""]
+    lines += ["## Targets (issue 14)", "",
+              "Archive-scale replay on this 2-core machine, from this run's medians. "
+              "`--threads 2` is one reader thread (reads, decompresses, decodes each packet "
+              "once) and two workers owning connections by a hash of their addresses.", "",
+              targets14_table(readers, exp), ""]
+    if ctx.get("profile"):
+        lines += ["## Profile", "", ctx["profile"], ""]
     lines += ["## Readers", "", "| reader | command | what it does |", "|---|---|---|"]
     for r in readers:
-        cmd = r.command().replace(pcap, "FILE").replace(REPO + os.sep, "")
+        cmd = r.command()
+        if ctx.get("rotated"):
+            cmd = cmd.replace(" ".join(ctx["rotated"]), "DIR.rot60/part-000.pcap … part-059.pcap")
+        cmd = cmd.replace(pcap, "FILE").replace(REPO + os.sep, "")
         lines.append(f"| {r.name} | `{md_escape(cmd)}` | {md_escape(r.note)} |")
     lines.append("")
     return "\n".join(lines)
@@ -821,6 +1143,9 @@ def main():
     ap.add_argument("--threads-scaling", default="", metavar="N,M",
                     help="also run pgtlsmon --threads N for each N listed (beyond 2)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per run (default 900)")
+    ap.add_argument("--profile", action="store_true",
+                    help="after the runs, profile pgtlsmon --threads 1 and 2 with perf record "
+                         "and add where the samples fall to the report")
     docs = ap.add_mutually_exclusive_group()
     docs.add_argument("--write-docs", action="store_true", default=None,
                       help="write docs/BENCHMARKS.md (the default for a full run)")
@@ -850,6 +1175,17 @@ def main():
            "tshark_reps": args.tshark_reps}
     pcap, exp = ensure_workload(bench_dir, sessions, args.make_workload)
     args.vxlan_pcap = None if "pgtlsmon_vxlan" in args.skip else ensure_vxlan_copy(pcap)
+    args.rotated = None if "pgtlsmon_rot60" in args.skip else ensure_rotated_copy(pcap, 60)
+    ctx["rotated"] = args.rotated
+    args.zst = None if "pgtlsmon_zst" in args.skip else ensure_zstd_copy(pcap)
+    args.zst_ok = (False, "no zstd")
+    binary = find_pgtlsmon(args.build, args.pgtlsmon)
+    if args.zst and binary:
+        probe = os.path.join(bench_dir, "probe.pcap.zst")
+        subprocess.run(["zstd", "-q", "-f", os.path.join(REPO, "tests", "data", "pcaps",
+                                                         "pg15-tls-versions.pcap"), "-o", probe],
+                       check=True)
+        args.zst_ok = pgtlsmon_reads(binary, probe)
     readers = build_readers(args, pcap, bench_dir)
     for r in readers:
         if r.missing:
@@ -866,8 +1202,9 @@ def main():
     os.makedirs(scratch, exist_ok=True)
     ctx["load_before"] = loadavg()
     warm_page_cache(pcap)
-    if args.vxlan_pcap:
-        warm_page_cache(args.vxlan_pcap)
+    for extra in [args.vxlan_pcap, args.zst] + (args.rotated or []):
+        if extra:
+            warm_page_cache(extra, quiet=extra in (args.rotated or []))
     try:
         measure(readers, exp, scratch, args.timeout, launcher, args.wait_idle,
                 args.idle_threshold)
@@ -889,6 +1226,16 @@ def main():
                    max(loads, default=0.0) > 0.5 * (os.cpu_count() or 1))
     ctx["waited"] = sum(x.get("waited", 0) for r in readers for x in r.runs)
 
+    if args.profile:
+        binary = find_pgtlsmon(args.build, args.pgtlsmon)
+        if binary:
+            log("profiling pgtlsmon --threads 1 and 2 with perf ...")
+            ctx["profile"] = profile_section(binary, pcap, bench_dir)
+            if args.rotated:
+                log("counting instructions with callgrind ...")
+                cg = callgrind_section(binary, args.rotated[:6], bench_dir)
+                if cg:
+                    ctx["profile"] += "\n\n**Instructions** (callgrind):\n\n" + cg
     text = report(readers, exp, pcap, ctx)
     print(text)
     with open(os.path.join(bench_dir, "results.json"), "w") as f:

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -35,8 +34,6 @@ constexpr uint16_t kOptIfTsoffset = 14;
 constexpr uint32_t kLinkTypeMask = 0x03ffffff;  // upper bits of the pcap header's field: FCS info
 constexpr uint64_t kNsPerSec = 1000000000;
 constexpr size_t kMinBufferBytes = 64 * 1024;
-constexpr unsigned kGzipBufferBytes = 256 * 1024;
-constexpr size_t kGzipReadBytes = 1024 * 1024;
 
 uint32_t Swap32(uint32_t v) { return __builtin_bswap32(v); }
 uint16_t Swap16(uint16_t v) { return __builtin_bswap16(v); }
@@ -55,19 +52,15 @@ uint64_t Pow10(uint32_t n) {
 
 }  // namespace
 
-FileSource::FileSource(std::string path, gzFile gz, uint64_t file_size,
+FileSource::FileSource(std::string path, std::unique_ptr<ByteReader> reader, uint64_t file_size,
                        const FileSourceOptions& options)
-    : path_(std::move(path)), gz_(gz), options_(options), file_size_(file_size) {}
+    : path_(std::move(path)), reader_(std::move(reader)), options_(options), file_size_(file_size) {}
 
-FileSource::~FileSource() {
-  if (gz_ != nullptr) gzclose_r(gz_);
-}
+FileSource::~FileSource() = default;
 
 absl::StatusOr<std::unique_ptr<FileSource>> FileSource::Open(const std::string& path,
                                                              const FileSourceOptions& options) {
-  // zlib's gz* reader: inflates gzip (any number of members; trailing garbage after a member
-  // is ignored) and reads any other file as it is. gzclose closes the descriptor, so standard
-  // input is handed over as a duplicate.
+  // The reader closes the descriptor, so standard input is handed over as a duplicate.
   const int fd = path == "-" ? fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0)
                              : open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("open ", path));
@@ -77,12 +70,12 @@ absl::StatusOr<std::unique_ptr<FileSource>> FileSource::Open(const std::string& 
     file_size = static_cast<uint64_t>(st.st_size);
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   }
-  gzFile gz = gzdopen(fd, "rb");
-  if (gz == nullptr) {
-    close(fd);
-    return absl::ResourceExhaustedError(absl::StrCat(path, ": gzdopen failed"));
-  }
-  std::unique_ptr<FileSource> src(new FileSource(path, gz, file_size, options));
+  ByteReaderOptions ro;
+  ro.input_block_bytes = options.input_block_bytes;
+  ro.decompress_in_thread = options.decompress_in_thread;
+  auto reader = OpenByteReader(fd, path, ro);
+  if (!reader.ok()) return reader.status();
+  std::unique_ptr<FileSource> src(new FileSource(path, std::move(*reader), file_size, options));
   if (absl::Status s = src->Init(); !s.ok()) return s;
   return src;
 }
@@ -117,27 +110,14 @@ uint32_t FileSource::CaplenLimit(uint32_t snaplen) const {
 }
 
 absl::StatusOr<size_t> FileSource::ReadSome(uint8_t* dst, size_t n) {
-  // Plain files are read straight into dst. A gzip read inflates straight into dst too; it is
-  // kept to kGzipReadBytes because zlib reports nothing of a read that meets corrupt data.
-  n = std::min(n, compressed_ ? kGzipReadBytes : size_t{1} << 30);
-  const int got = gzread(gz_, dst, static_cast<unsigned>(n));
-  int err = Z_OK;
-  const char* msg = gzerror(gz_, &err);
-  if (const z_off64_t off = gzoffset64(gz_); off >= 0) raw_read_ = static_cast<uint64_t>(off);
-  if (got > 0) return static_cast<size_t>(got);
-  if (err == Z_OK) return size_t{0};  // the end of the input
-  if (err == Z_ERRNO) return absl::ErrnoToStatus(errno, absl::StrCat("read ", path_));
-  return absl::DataLossError(
-      absl::StrCat(path_, ": gzip ", err == Z_BUF_ERROR ? "stream ends early" : "data error",
-                   " after ", raw_read_, " compressed bytes, at offset ", base_offset_ + end_,
-                   " of the decompressed stream: ", msg != nullptr ? msg : "inflate failed"));
+  return reader_->Read(dst, n);
 }
 
 absl::StatusOr<bool> FileSource::Fill(size_t need) {
   if (avail() >= need) return true;
   if (need > cap_) {
     const size_t new_cap = std::max(need, options_.read_chunk_bytes);
-    auto bigger = std::make_unique<uint8_t[]>(new_cap);
+    auto bigger = std::make_unique_for_overwrite<uint8_t[]>(new_cap);
     std::memcpy(bigger.get(), buf_.get() + pos_, avail());
     buf_ = std::move(bigger);
     cap_ = new_cap;
@@ -162,16 +142,15 @@ absl::StatusOr<bool> FileSource::Fill(size_t need) {
 absl::Status FileSource::Init() {
   options_.read_chunk_bytes = std::max(options_.read_chunk_bytes, kMinBufferBytes);
   options_.max_block_bytes = std::max(options_.max_block_bytes, options_.max_packet_bytes + 64);
+  compressed_ = reader_->compression() != Compression::kNone;
   cap_ = options_.read_chunk_bytes;
-  buf_ = std::make_unique<uint8_t[]>(cap_);
-  // zlib's input buffer (its output buffer is twice that); reads at least this big bypass it.
-  if (gzbuffer(gz_, kGzipBufferBytes) != 0) {
-    return absl::InternalError(absl::StrCat(path_, ": gzbuffer failed"));
+  // A small plain file needs no buffer bigger than itself (many small files open at once).
+  if (!compressed_ && file_size_ > 0) {
+    cap_ = std::min(cap_, std::max<size_t>(kMinBufferBytes, file_size_ + 64));
   }
-
+  buf_ = std::make_unique_for_overwrite<uint8_t[]>(cap_);
   auto ok = Fill(4);
   if (!ok.ok()) return ok.status();
-  compressed_ = gzdirect(gz_) == 0;
   if (!*ok) {
     return absl::InvalidArgumentError(
         absl::StrCat(path_, ": too short to be a capture file (", avail(), " bytes at offset 0)"));
@@ -329,7 +308,10 @@ absl::Status FileSource::ParseInterface(const uint8_t* block, uint32_t total_len
     }
     off += padded;
   }
-  if (interfaces_.empty()) linktype_ = itf.linktype;
+  if (interfaces_.empty()) {
+    linktype_ = itf.linktype;
+    snaplen_ = itf.snaplen;
+  }
   interfaces_.push_back(itf);
   return absl::OkStatus();
 }

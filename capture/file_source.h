@@ -1,7 +1,8 @@
-// capture/file_source.h: a fast reader of capture files (pcap, pcapng, gzip'ed either).
+// capture/file_source.h: a fast reader of capture files (pcap, pcapng; plain or compressed with
+// gzip, zstd or xz).
 //
-// Reads the file through zlib's gz* reader (gzread: gzip is inflated, any other file is read
-// as it is) with large sequential reads into one reused buffer, and hands out packets in place
+// Reads the file through a ByteReader (capture/byte_reader.h: the compression is recognised by
+// content and decompressed on the fly) with large sequential reads into one reused buffer, and hands out packets in place
 // (RawPacket::data points into that buffer): no per-packet copy or allocation. A record straddling
 // the end of the buffer is moved to its front; a record bigger than the buffer grows it, up to
 // FileSourceOptions::max_block_bytes.
@@ -13,14 +14,14 @@
 //    section's interfaces), per-interface link type, if_tsresol and if_tsoffset; Enhanced,
 //    Simple (interface 0, no timestamp: ts_ns 0) and obsolete Packet Blocks. Other blocks
 //    (name resolution, statistics, decryption secrets, custom, ...) are skipped and counted;
-//  - either of them gzip-compressed (zlib's gzread: any number of members; bytes after a
-//    member that do not start another one are ignored).
+//  - either of them compressed with gzip (any number of members; bytes after a member that do
+//    not start another one are ignored), zstd (any number of frames) or xz (any number of
+//    streams).
 //
 // Damage: Next() returns every packet before the damage, then an error naming the file and the
-// byte offset of the bad record (an offset in the decompressed stream for gzip files), and
-// the same error on every later call. A gzip stream cut short or corrupt is damage too; zlib
-// hands over nothing of the read that met corrupt deflate data, so up to 1 MiB of
-// decompressed bytes before such a spot are lost (a cut stream loses nothing). Damage is: a
+// byte offset of the bad record (an offset in the decompressed stream for compressed files),
+// and the same error on every later call. A compressed stream cut short or corrupt is damage
+// too; every packet decompressed before the bad spot is delivered first. Damage is: a
 // truncated record or block, a record header whose caplen is larger than the file's snaplen or than
 // max_packet_bytes, a pcapng block length that is not a multiple of 4, below 12, above
 // max_block_bytes, or different in the block's trailer, a packet block for an interface that was
@@ -42,14 +43,17 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "capture/byte_reader.h"
 #include "capture/packet_source.h"
-
-struct gzFile_s;  // zlib's gzFile, kept out of this header
 
 namespace pgtlsmon::capture {
 
 struct FileSourceOptions {
   size_t read_chunk_bytes = size_t{1} << 20;  // size of each read() (and of the buffer)
+  // Compressed bytes read at a time by a decompressing reader (ByteReaderOptions).
+  size_t input_block_bytes = size_t{256} << 10;
+  // Decompress on a thread of its own (ByteReaderOptions::decompress_in_thread).
+  bool decompress_in_thread = false;
   // Largest caplen accepted (libpcap's MAXIMUM_SNAPLEN); a bigger one is damage, not a packet.
   uint32_t max_packet_bytes = 262144;
   // Largest pcapng block accepted (packet blocks also need caplen <= max_packet_bytes).
@@ -86,11 +90,14 @@ class FileSource final : public PacketSource {
   const std::string& path() const { return path_; }
   FileFormat format() const { return format_; }
   bool compressed() const { return compressed_; }
+  Compression compression() const { return reader_->compression(); }
   // Link type of the pcap file, or of the first pcapng interface (0 before one is seen).
   uint32_t linktype() const { return linktype_; }
-  // For progress: bytes consumed from the file so far (compressed bytes for gzip) against the
+  // Snap length of the pcap file, or of the first pcapng interface (0 before one is seen).
+  uint32_t snaplen() const { return snaplen_; }
+  // For progress: bytes consumed from the file so far (compressed bytes if compressed) against the
   // file's size (0 when unknown, e.g. a pipe).
-  uint64_t bytes_read() const { return raw_read_; }
+  uint64_t bytes_read() const { return reader_->raw_bytes_read(); }
   uint64_t file_size() const { return file_size_; }
   const FileSourceStats& stats() const { return stats_; }
 
@@ -106,7 +113,8 @@ class FileSource final : public PacketSource {
     int64_t offset_ns = 0;  // if_tsoffset
   };
 
-  FileSource(std::string path, gzFile_s* gz, uint64_t file_size, const FileSourceOptions& options);
+  FileSource(std::string path, std::unique_ptr<ByteReader> reader, uint64_t file_size,
+             const FileSourceOptions& options);
 
   absl::Status Init();
   // Ensures at least `need` bytes from pos_ are buffered. False when the input ends first
@@ -129,7 +137,7 @@ class FileSource final : public PacketSource {
   uint32_t CaplenLimit(uint32_t snaplen) const;
 
   std::string path_;
-  gzFile_s* gz_ = nullptr;  // zlib's reader (gzFile), for gzip and plain files alike
+  std::unique_ptr<ByteReader> reader_;  // plain or decompressing
   bool compressed_ = false;
   FileSourceOptions options_;
   FileFormat format_ = FileFormat::kPcap;
@@ -140,7 +148,6 @@ class FileSource final : public PacketSource {
   size_t pos_ = 0;            // next unread byte in buf_
   size_t end_ = 0;            // end of valid bytes in buf_
   uint64_t base_offset_ = 0;  // stream offset of buf_[0]
-  uint64_t raw_read_ = 0;     // bytes consumed from the file (compressed bytes for gzip)
   bool eof_ = false;
   absl::Status sticky_error_;
 

@@ -11,7 +11,6 @@ namespace {
 
 constexpr size_t kClient = Connection::kClient;
 constexpr size_t kServer = Connection::kServer;
-constexpr uint64_t kSweepIntervalUs = 5ull * 1000000;
 constexpr uint64_t kClosedLingerUs = 30ull * 1000000;  // tombstones of closed connections
 
 }  // namespace

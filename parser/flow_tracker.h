@@ -80,6 +80,12 @@ class FlowTracker {
   // connections) can be merged back into first-packet order.
   void OnSegment(const TcpSegment& seg, uint64_t ts_us, uint64_t packet_index);
 
+  // Capture time between two idle sweeps. The schedule is a function of the segments'
+  // timestamps alone: a sweep is due at the first segment at or past the previous sweep's
+  // time plus this (the first segment only starts the schedule), so a dispatcher sharding
+  // segments over several trackers can tell them when (app::SweepClock).
+  static constexpr uint64_t kSweepIntervalUs = 5ull * 1000000;
+
   // Capture time moves on without a segment for this tracker (another shard's packet): runs
   // the idle sweep when it is due, exactly when a single tracker seeing every packet would.
   void AdvanceTime(uint64_t ts_us) {

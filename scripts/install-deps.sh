@@ -10,11 +10,13 @@ PACKAGES=(
   libpcap-dev libbpf-dev bpftool libssl-dev prometheus-cpp-dev libabsl-dev
   libgtest-dev libgmock-dev
   # earned their place (README.md, "Dependencies")
-  libcli11-dev libfmt-dev zlib1g-dev libcap-ng-dev nlohmann-json3-dev libbenchmark-dev libclang-rt-14-dev
+  libcli11-dev libfmt-dev zlib1g-dev libzstd-dev liblzma-dev zstd xz-utils libcap-ng-dev nlohmann-json3-dev libbenchmark-dev libclang-rt-14-dev
   libmicrohttpd-dev libgnutls28-dev libyaml-cpp-dev libcrypt-dev
   # real peers for the tests and the benchmark
   tshark tcpdump postgresql-15 postgresql-client-15 prometheus iproute2 ethtool
   libndpi-bin python3 python3-yaml hyperfine systemd curl openssl prometheus-node-exporter
+  # bench/run.py --profile (perf record of replay --threads 1 and 2)
+  linux-perf
   # wraps corpus captures in tunnels for the decapsulation tests (tests/integration)
   python3-scapy
   # the monitor host's drop rule for mirrored UDP, tested live (tests/e2e/tunnel_live.py)

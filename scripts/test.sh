@@ -28,14 +28,15 @@ if [ "${PGTLS_SKIP_ASAN:-0}" != 1 ]; then
 fi
 
 # 3. a ThreadSanitizer build of what runs threads: the exporter's unit tests, and (label 'tsan')
-#    replay --threads and the watch daemon. Only those targets are built.
+#    replay --threads, the decompression threads of compressed archives, the watch daemon, and
+#    pipeline_test (ShardedPipeline's threads on their own). Only those targets are built.
 if [ "${PGTLS_SKIP_TSAN:-0}" != 1 ]; then
-  threaded_units=(http_test metrics_test)
+  threaded_units=(http_test metrics_test capture_set_test)
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGTLS_BUILD_BPF=OFF \
     -DPGTLS_SANITIZE=thread >/dev/null
-  cmake --build build-tsan -j"$jobs" --target pgtlsmon "${threaded_units[@]}"
+  cmake --build build-tsan -j"$jobs" --target pgtlsmon pipeline_test "${threaded_units[@]}"
   export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
   units_re="^($(IFS='|'; echo "${threaded_units[*]}"))\\."
-  ctest --test-dir build-tsan --output-on-failure -j"$jobs" -R "$units_re" --timeout 600
+  ctest --test-dir build-tsan --output-on-failure -j"$jobs" -R "$units_re|^pipeline_test\$" --timeout 600
   ctest --test-dir build-tsan --output-on-failure -j"$jobs" -L tsan --timeout 600
 fi

@@ -228,6 +228,22 @@ KUSTOMIZATION = obj(with_any({
    "secretGenerator generatorOptions crds openapi sortOptions buildMetadata helmCharts"),
     ["apiVersion", "kind"])
 
+JOB = obj({
+    "apiVersion": const("batch/v1"), "kind": const("Job"), "metadata": OBJECT_META,
+    "spec": obj(with_any({
+        "template": POD_TEMPLATE, "completions": INT32, "parallelism": INT32,
+        "completionMode": enum("NonIndexed", "Indexed"), "backoffLimit": INT32,
+        "backoffLimitPerIndex": INT32, "maxFailedIndexes": INT32,
+        "ttlSecondsAfterFinished": INT32, "activeDeadlineSeconds": INT,
+        "suspend": BOOL, "selector": LABEL_SELECTOR, "manualSelector": BOOL,
+    }, "managedBy podFailurePolicy podReplacementPolicy successPolicy"), ["template"]),
+    "status": ANY,
+}, ["apiVersion", "kind", "metadata", "spec"])
+CONFIG_MAP = obj({
+    "apiVersion": const("v1"), "kind": const("ConfigMap"), "metadata": OBJECT_META,
+    "data": STRMAP, "binaryData": STRMAP, "immutable": BOOL,
+}, ["apiVersion", "kind", "metadata"])
+
 # (apiVersion, kind) -> schema. The API server knows these apiVersions; anything else fails.
 SCHEMAS = {
     ("apps/v1", "DaemonSet"): DAEMONSET,
@@ -237,4 +253,6 @@ SCHEMAS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR,
     ("monitoring.coreos.com/v1", "PodMonitor"): POD_MONITOR,
     ("kustomize.config.k8s.io/v1beta1", "Kustomization"): KUSTOMIZATION,
+    ("batch/v1", "Job"): JOB,
+    ("v1", "ConfigMap"): CONFIG_MAP,
 }

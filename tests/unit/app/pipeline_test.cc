@@ -1,7 +1,8 @@
 // tests/unit/app/pipeline_test.cc: app::Pipeline and app::CollectStats on real captures
 // (tests/data/pcaps, made with PostgreSQL 15 and real clients): the pipeline counts what it is
-// handed, sharding splits the connections without losing or duplicating a record, and the
-// statistics are the sums of the parts they come from.
+// handed, the sharded pipeline (one reader, N worker threads) gives the single pipeline's records
+// in the same order with the same counters, idle sweeps included, and the statistics are the
+// sums of the parts they come from.
 #include "app/pipeline.h"
 
 #include <algorithm>
@@ -34,10 +35,12 @@ struct Output {
   uint64_t file_bytes = 0;
 };
 
-// Every capture through `pipelines` (each sees every packet, with its index).
-Output Replay(const std::vector<Pipeline*>& pipelines) {
+// Every capture through `p` (a Pipeline or a ShardedPipeline), then Finish(). `slow_down`
+// stretches the time between packets (1 ms becomes `slow_down` ms).
+template <typename P>
+Output Replay(P* p, uint64_t slow_down = 1) {
   Output run;
-  uint64_t index = 0;
+  uint64_t first_ns = 0;
   for (const char* path : kCaptures) {
     auto src = capture::FileSource::Open(path);
     EXPECT_TRUE(src.ok()) << src.status();
@@ -47,13 +50,15 @@ Output Replay(const std::vector<Pipeline*>& pipelines) {
       auto more = (*src)->Next(&pkt);
       EXPECT_TRUE(more.ok()) << more.status();
       if (!more.ok() || !*more) break;
-      for (Pipeline* p : pipelines) p->OnPacket(pkt, index);
-      ++index;
+      if (first_ns == 0) first_ns = pkt.ts_ns;
+      capture::RawPacket slow = pkt;
+      slow.ts_ns = first_ns + (pkt.ts_ns - std::min(pkt.ts_ns, first_ns)) * slow_down;
+      p->OnPacket(slow);
     }
     run.file_packets += (*src)->stats().records;
     run.file_bytes += (*src)->stats().packet_bytes;
   }
-  for (Pipeline* p : pipelines) p->Finish();
+  p->Finish();
   return run;
 }
 
@@ -68,7 +73,7 @@ Pipeline::RecordSink Collect(Output* run) {
 TEST(PipelineTest, CountsWhatItIsHandedAndEmitsRecords) {
   Output run;
   Pipeline p(AnyPort(), Collect(&run));
-  const Output fed = Replay({&p});
+  const Output fed = Replay(&p);
   EXPECT_GT(fed.file_packets, 100u);
   EXPECT_EQ(p.input().packets, fed.file_packets);
   EXPECT_EQ(p.input().bytes, fed.file_bytes);
@@ -77,31 +82,70 @@ TEST(PipelineTest, CountsWhatItIsHandedAndEmitsRecords) {
   EXPECT_EQ(p.tracker().active_flows(), 0u);  // Finish() closed everything
 }
 
-TEST(PipelineTest, ShardsSplitTheConnectionsWithoutLossOrDuplicates) {
+std::vector<std::string> Jsons(const Output& run) {
+  std::vector<std::string> out;
+  for (const auto& [seq, json] : run.records) out.push_back(json);
+  return out;
+}
+
+// The sum of every tracker's counters, as the metrics export them.
+struct Sums {
+  uint64_t records = 0, segments = 0, skipped = 0, skipped_bytes = 0;
+  std::vector<uint64_t> evictions = std::vector<uint64_t>(
+      static_cast<size_t>(parser::EvictionReason::kCount), 0);
+  bool operator==(const Sums&) const = default;
+};
+void Add(const parser::FlowTracker& t, Sums* s) {
+  s->records += t.stats().records;
+  s->segments += t.stats().segments;
+  s->skipped += t.stats().skipped_segments;
+  s->skipped_bytes += t.stats().skipped_bytes;
+  for (size_t i = 0; i < s->evictions.size(); ++i) s->evictions[i] += t.stats().evictions[i];
+}
+
+void ExpectShardedEqualsSingle(const parser::FlowTrackerConfig& cfg, uint64_t slow_down,
+                               bool want_idle_evictions) {
   Output whole;
-  Pipeline single(AnyPort(), Collect(&whole));
-  Replay({&single});
-
-  Output parts[3];
-  std::vector<std::unique_ptr<Pipeline>> shards;
-  for (uint64_t i = 0; i < 3; ++i) {
-    shards.push_back(std::make_unique<Pipeline>(AnyPort(), Collect(&parts[i])));
-    shards.back()->SetShard(i, 3);
+  Pipeline single(cfg, Collect(&whole));
+  Replay(&single, slow_down);
+  Sums want;
+  Add(single.tracker(), &want);
+  ASSERT_GE(whole.records.size(), 10u);
+  if (want_idle_evictions) {
+    ASSERT_GT(want.evictions[static_cast<size_t>(parser::EvictionReason::kIdleTimeout)], 0u);
   }
-  Replay({shards[0].get(), shards[1].get(), shards[2].get()});
-
-  std::vector<std::pair<uint64_t, std::string>> merged;
-  size_t non_empty = 0;
-  for (uint64_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(shards[i]->input().packets, single.input().packets);  // every shard reads all
-    non_empty += parts[i].records.empty() ? 0 : 1;
-    merged.insert(merged.end(), parts[i].records.begin(), parts[i].records.end());
+  for (size_t workers : {1, 2, 3, 4}) {
+    SCOPED_TRACE(workers);
+    Output parts;
+    ShardedPipeline sharded(cfg, workers, Collect(&parts));
+    Replay(&sharded, slow_down);
+    // Same records, same order (the sink runs on this thread, in first-packet order).
+    EXPECT_EQ(Jsons(parts), Jsons(whole));
+    EXPECT_EQ(sharded.input().packets, single.input().packets);
+    EXPECT_EQ(sharded.input().bytes, single.input().bytes);
+    EXPECT_EQ(sharded.input().decode.counts, single.input().decode.counts);
+    Sums got;
+    size_t busy = 0;
+    for (size_t i = 0; i < sharded.size(); ++i) {
+      Add(sharded.tracker(i), &got);
+      busy += sharded.tracker(i).stats().records > 0 ? 1 : 0;
+    }
+    EXPECT_EQ(got, want);
+    EXPECT_EQ(busy, workers);  // the connections really were spread over every worker
   }
-  EXPECT_GE(non_empty, 2u);  // the records really were split
-  std::sort(merged.begin(), merged.end());
-  std::vector<std::pair<uint64_t, std::string>> want = whole.records;
-  std::sort(want.begin(), want.end());
-  EXPECT_EQ(merged, want);
+}
+
+TEST(ShardedPipelineTest, SameRecordsInTheSameOrderAndSameCounters) {
+  ExpectShardedEqualsSingle(AnyPort(), 1, false);
+}
+
+TEST(ShardedPipelineTest, IdleSweepsHappenAsInOneTracker) {
+  // Time stretched 2000 times (1 ms between packets becomes 2 s; a sweep every 5 s) and a 10 s
+  // idle timeout: some connections are dropped between their packets, by sweeps that other
+  // shards' packets trigger in a single tracker.
+  parser::FlowTrackerConfig cfg = AnyPort();
+  cfg.idle_timeout_us = 10ull * 1000 * 1000;
+  ExpectShardedEqualsSingle(cfg, 2000, true);
 }
 
 TEST(CollectStatsTest, IsTheSumOfItsParts) {
@@ -109,33 +153,32 @@ TEST(CollectStatsTest, IsTheSumOfItsParts) {
   parser::FlowTrackerConfig cfg = AnyPort();
   cfg.max_flows = 2;
   Output a;
-  Output b;
-  Pipeline p0(cfg, Collect(&a));
-  Pipeline p1(cfg, Collect(&b));
-  p0.SetShard(0, 2);
-  p1.SetShard(1, 2);
-  Replay({&p0, &p1});
+  ShardedPipeline sharded(cfg, 2, Collect(&a));
+  Replay(&sharded);
+  const parser::FlowTracker& t0 = sharded.tracker(0);
+  const parser::FlowTracker& t1 = sharded.tracker(1);
+  const InputCounters& in = sharded.input();
 
   capture::LiveStats source;
   source.source = "ebpf:eth0";
   source.skipped_packets = 7;
   source.skipped_bytes = 700;
   source.drops = {{"ring_full", 3}, {"cap_reached", 4}};
-  const parser::FlowTracker* trackers[] = {&p0.tracker(), &p1.tracker()};
-  const exporter::PipelineStats ps = CollectStats(source, p0.input(), trackers, 5);
+  const parser::FlowTracker* trackers[] = {&t0, &t1};
+  const exporter::PipelineStats ps = CollectStats(source, in, trackers, 5);
 
   ASSERT_EQ(ps.sources.size(), 1u);
   const exporter::CaptureSourceStats& cs = ps.sources[0];
   EXPECT_EQ(cs.source, "ebpf:eth0");
-  EXPECT_EQ(cs.packets, p0.input().packets);
-  EXPECT_EQ(cs.bytes, p0.input().bytes);
+  EXPECT_EQ(cs.packets, in.packets);
+  EXPECT_EQ(cs.bytes, in.bytes);
   EXPECT_EQ(cs.skipped_packets,
-            7 + p0.tracker().stats().skipped_segments + p1.tracker().stats().skipped_segments);
+            7 + t0.stats().skipped_segments + t1.stats().skipped_segments);
   EXPECT_EQ(cs.skipped_bytes,
-            700 + p0.tracker().stats().skipped_bytes + p1.tracker().stats().skipped_bytes);
+            700 + t0.stats().skipped_bytes + t1.stats().skipped_bytes);
   EXPECT_EQ(cs.drops, source.drops);
   EXPECT_EQ(ps.session_log_errors, std::optional<uint64_t>(5));
-  EXPECT_EQ(ps.flows_active, p0.tracker().active_flows() + p1.tracker().active_flows());
+  EXPECT_EQ(ps.flows_active, t0.active_flows() + t1.active_flows());
 
   std::map<std::string, uint64_t> evictions(ps.evictions.begin(), ps.evictions.end());
   EXPECT_EQ(evictions.size(), static_cast<size_t>(parser::EvictionReason::kCount));
@@ -143,7 +186,7 @@ TEST(CollectStatsTest, IsTheSumOfItsParts) {
   for (size_t i = 0; i < static_cast<size_t>(parser::EvictionReason::kCount); ++i) {
     const auto reason = static_cast<parser::EvictionReason>(i);
     EXPECT_EQ(evictions[std::string(parser::EvictionReasonName(reason))],
-              p0.tracker().stats().evictions[i] + p1.tracker().stats().evictions[i]);
+              t0.stats().evictions[i] + t1.stats().evictions[i]);
     total += evictions[std::string(parser::EvictionReasonName(reason))];
   }
   EXPECT_GT(total, 0u);
@@ -151,13 +194,13 @@ TEST(CollectStatsTest, IsTheSumOfItsParts) {
   // The decode counts are one reader's, the parse counts every tracker's.
   for (size_t st = 0; st < static_cast<size_t>(parser::Stage::kCount); ++st) {
     for (size_t re = 0; re < static_cast<size_t>(parser::Reason::kCount); ++re) {
-      EXPECT_EQ(ps.parse.counts[st][re], p0.input().decode.counts[st][re] +
-                                             p0.tracker().parse_stats().counts[st][re] +
-                                             p1.tracker().parse_stats().counts[st][re]);
+      EXPECT_EQ(ps.parse.counts[st][re], in.decode.counts[st][re] +
+                                             t0.parse_stats().counts[st][re] +
+                                             t1.parse_stats().counts[st][re]);
     }
   }
   // Without a session log there is no error count to export.
-  EXPECT_FALSE(CollectStats(source, p0.input(), trackers).session_log_errors.has_value());
+  EXPECT_FALSE(CollectStats(source, in, trackers).session_log_errors.has_value());
 }
 
 }  // namespace
