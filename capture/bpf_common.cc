@@ -6,6 +6,9 @@
 #include <cstring>
 #include <fstream>
 #include <optional>
+#include <span>
+
+#include "absl/strings/match.h"
 
 #ifdef PGTLS_HAVE_BPF
 #include <bpf/bpf.h>
@@ -123,12 +126,15 @@ absl::Status LoadError(absl::string_view prefix, int err, absl::string_view what
 namespace bpf_maps {
 
 std::string MissingCapabilities(bool net_admin) {
-  constexpr int kCapNetAdmin = 12, kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
+  constexpr int kCapNetAdmin = 12;
+  constexpr int kCapSysAdmin = 21;
+  constexpr int kCapPerfmon = 38;
+  constexpr int kCapBpf = 39;
   std::ifstream in("/proc/self/status");
   std::string line;
   std::optional<uint64_t> eff;
   while (std::getline(in, line)) {
-    if (line.rfind("CapEff:", 0) == 0) eff = std::stoull(line.substr(7), nullptr, 16);
+    if (absl::StartsWith(line, "CapEff:")) eff = std::stoull(line.substr(7), nullptr, 16);
   }
   if (!eff || (*eff >> kCapSysAdmin & 1) != 0) return "";
   std::string missing;
@@ -174,7 +180,7 @@ int BufferLibbpf(enum libbpf_print_level level, const char* fmt, va_list ap) {
   if (n <= 0) return n;
   const size_t at = g_libbpf_log->size();
   g_libbpf_log->resize(at + static_cast<size_t>(n) + 1);
-  std::vsnprintf(g_libbpf_log->data() + at, static_cast<size_t>(n) + 1, fmt, ap);
+  std::vsnprintf(std::span(*g_libbpf_log).subspan(at).data(), static_cast<size_t>(n) + 1, fmt, ap);
   g_libbpf_log->resize(at + static_cast<size_t>(n));  // libbpf's text has its "libbpf: " prefix
   return n;
 }

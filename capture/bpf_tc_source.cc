@@ -16,11 +16,12 @@
 #include <linux/capability.h>
 #include <net/if.h>
 #include <sys/epoll.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <ctime>
+#include <span>
 
 #include "capture_tc.skel.h"
 #endif
@@ -75,6 +76,13 @@ int64_t NowNs(clockid_t clock) {
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
+// Warns on stderr that `what` failed with errno `err`. absl's errno text, unlike std::strerror,
+// is safe from any thread (Detach runs from the destructor, on whichever thread owns the source).
+void WarnErrno(int err, const std::string& what) {
+  const absl::Status s = absl::ErrnoToStatus(err, what);
+  std::fprintf(stderr, "pgtlsmon: %s\n", std::string(s.message()).c_str());
+}
+
 }  // namespace
 
 struct BpfTcSource::Impl {
@@ -100,7 +108,7 @@ struct BpfTcSource::Impl {
     if (size < sizeof(abi::pgtls_pkt_event)) return 0;
     const size_t at = im->batch.size();
     im->batch.resize(at + ((size + 7) & ~size_t{7}));
-    std::memcpy(im->batch.data() + at, data, size);
+    std::memcpy(std::span(im->batch).subspan(at).data(), data, size);
     im->records.fetch_add(1, std::memory_order_relaxed);
     return im->batch.size() >= kMaxBatchBytes ? -ENOSPC : 0;  // this record is kept either way
   }
@@ -112,8 +120,7 @@ struct BpfTcSource::Impl {
       bpf_tc_hook h = hook;
       h.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
       if (int err = bpf_tc_hook_destroy(&h); err != 0 && err != -ENOENT && err != -ENODEV) {
-        std::fprintf(stderr, "pgtlsmon: removing the clsact qdisc of %s: %s\n", iface.c_str(),
-                     std::strerror(-err));
+        WarnErrno(-err, absl::StrCat("removing the clsact qdisc of ", iface));
       }
     } else {
       for (int i = 0; i < 2; ++i) {
@@ -125,8 +132,7 @@ struct BpfTcSource::Impl {
         o.handle = attached[i].handle;
         o.priority = attached[i].priority;
         if (int err = bpf_tc_detach(&h, &o); err != 0 && err != -ENOENT && err != -ENODEV) {
-          std::fprintf(stderr, "pgtlsmon: detaching the TC filter from %s: %s\n", iface.c_str(),
-                       std::strerror(-err));
+          WarnErrno(-err, absl::StrCat("detaching the TC filter from ", iface));
         }
       }
     }
@@ -238,14 +244,15 @@ absl::StatusOr<bool> BpfTcSource::NextWithTimeout(RawPacket* pkt, int timeout_ms
   for (;;) {
     if (im.batch_off < im.batch.size()) {
       abi::pgtls_pkt_event ev{};
-      std::memcpy(&ev, im.batch.data() + im.batch_off, sizeof(ev));
-      const uint8_t* frame = im.batch.data() + im.batch_off + sizeof(ev);
+      const auto rec = std::span<const uint8_t>(im.batch).subspan(im.batch_off);
+      std::memcpy(&ev, rec.data(), sizeof(ev));
+      const auto frame = rec.subspan(sizeof(ev), ev.caplen);  // OnRecord kept all of it
       im.batch_off += (sizeof(ev) + ev.caplen + 7) & ~size_t{7};
       pkt->ts_ns = static_cast<uint64_t>(static_cast<int64_t>(ev.ts_ns) + im.mono_to_real_ns);
       pkt->caplen = ev.caplen;
       pkt->wire_len = std::max(ev.len, ev.caplen);
       pkt->linktype = (ev.flags & abi::PGTLS_EV_RAW_IP) != 0 ? kLinkRaw : kLinkEthernet;
-      pkt->data = std::span<const uint8_t>(frame, ev.caplen);
+      pkt->data = frame;
       return true;
     }
     im.batch.clear();

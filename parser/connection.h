@@ -33,7 +33,7 @@ class HelloCache;
 
 struct ConnectionLimits {
   size_t stream_cap = 16 * 1024 + 5;  // bytes buffered per direction
-  size_t max_handshake_message = 64 * 1024;
+  size_t max_handshake_message = size_t{64} * 1024;
   size_t max_startup_message = 10000;
   // Keep the first ClientHello's bytes in SessionRecord::client_hello_raw (--what-if replays
   // them into OpenSSL); at most max_handshake_message bytes, freed with the record.

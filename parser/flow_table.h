@@ -26,7 +26,7 @@ struct FlowKey {
 
 namespace flow_key_internal {
 inline uint64_t Load64(const uint8_t* p) {
-  uint64_t v;
+  uint64_t v = 0;
   std::memcpy(&v, p, sizeof v);
   return v;
 }

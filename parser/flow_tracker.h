@@ -37,7 +37,7 @@ struct FlowTrackerConfig {
   size_t max_flows = 262144;             // connection table cap (then the oldest is evicted)
   uint64_t idle_timeout_us = 600ull * 1000000;  // a connection silent this long is dropped
   size_t stream_cap = 16 * 1024 + 5;            // bytes buffered per direction (one TLS record)
-  size_t max_handshake_message = 64 * 1024;
+  size_t max_handshake_message = size_t{64} * 1024;
   size_t max_startup_message = 10000;  // PostgreSQL's own MAX_STARTUP_PACKET_LENGTH
   // Records come out in the order of the connections' first packets (replay); otherwise as
   // soon as they are final (live).

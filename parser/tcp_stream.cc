@@ -1,6 +1,7 @@
 #include "parser/tcp_stream.h"
 
 #include <algorithm>
+#include <cstddef>
 
 namespace pgtlsmon::parser {
 namespace {
@@ -23,7 +24,7 @@ void TcpStream::Append(std::span<const uint8_t> bytes, ParseStats* stats) {
     buf_.clear();
     start_ = 0;
   }
-  buf_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());  // NOLINT
+  buf_.insert(buf_.end(), bytes.begin(), bytes.end());
   delivered_ += bytes.size();
 }
 
@@ -91,14 +92,14 @@ void TcpStream::Consume(size_t n) {
     buf_.clear();
     start_ = 0;
   } else if (start_ > 4096 && start_ * 2 > buf_.size()) {
-    buf_.erase(0, start_);
+    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(start_));
     start_ = 0;
   }
 }
 
 void TcpStream::Release() {
   released_ = true;
-  std::string().swap(buf_);
+  std::vector<uint8_t>().swap(buf_);
   std::vector<Pending>().swap(pending_);
   start_ = 0;
   pending_bytes_ = 0;

@@ -35,8 +35,7 @@ class TcpStream {
 
   // In-order bytes not consumed yet.
   std::span<const uint8_t> data() const {
-    return {reinterpret_cast<const uint8_t*>(buf_.data()) + start_,
-            buf_.size() - start_};  // NOLINT
+    return std::span<const uint8_t>(buf_).subspan(start_);
   }
   void Consume(size_t n);
 
@@ -64,7 +63,7 @@ class TcpStream {
   bool released_ = false;
   uint32_t next_seq_ = 0;
   uint64_t delivered_ = 0;
-  std::string buf_;
+  std::vector<uint8_t> buf_;  // bytes, so data() needs no cast
   size_t start_ = 0;
   std::vector<Pending> pending_;
   size_t pending_bytes_ = 0;

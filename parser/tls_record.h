@@ -41,7 +41,7 @@ class TlsRecordSink {
 
 class TlsRecordParser {
  public:
-  explicit TlsRecordParser(size_t max_handshake_message = 64 * 1024)
+  explicit TlsRecordParser(size_t max_handshake_message = size_t{64} * 1024)
       : max_handshake_message_(max_handshake_message) {}
 
   // Consumes every complete record at the front of `data` and returns the bytes consumed; the

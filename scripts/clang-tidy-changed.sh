@@ -19,7 +19,16 @@ if grep -q '^PGTLS_BUILD_BPF:BOOL=ON' build/CMakeCache.txt 2>/dev/null; then
 fi
 mapfile -t files < <(git diff --name-only --diff-filter=AM "$base" -- '*.cc' | grep -v '^tests/fuzz/' || true)
 [ ${#files[@]} -gt 0 ] || { echo "clang-tidy: no changed .cc files since $base"; exit 0; }
-out=$(clang-tidy -p build --quiet "${files[@]}" 2>/dev/null || true)
+# clang-tidy reports a warning located in any header, even a system one or one outside
+# HeaderFilterRegex, when one of its notes is in the main file; clang-analyzer does that for the
+# generated BPF skeletons (build/bpf/*.skel.h: unix.Malloc on bpftool's error paths). clang-tidy 14
+# has no option to exclude a path, so drop every warning (with its notes) located under build/.
+out=$(clang-tidy -p build --quiet "${files[@]}" 2>/dev/null |
+  awk -v build="$PWD/build/" '
+    /^[^ ]+:[0-9]+:[0-9]+: (warning|error): / {
+      skip = index($0, build) == 1 || index($0, "build/") == 1
+    }
+    !skip' || true)
 if grep -q "warning:\|error:" <<<"$out"; then
   echo "$out"
   exit 1

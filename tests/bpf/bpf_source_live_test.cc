@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "capture/bpf_source.h"
@@ -53,7 +54,8 @@ void SendAll(int fd, size_t n, uint8_t fill) {
   std::vector<uint8_t> buf(n, fill);
   size_t off = 0;
   while (off < n) {
-    const ssize_t w = send(fd, buf.data() + off, n - off, 0);
+    const auto rest = std::span<const uint8_t>(buf).subspan(off);
+    const ssize_t w = send(fd, rest.data(), rest.size(), 0);
     ASSERT_GT(w, 0);
     off += static_cast<size_t>(w);
   }
@@ -63,7 +65,8 @@ void RecvAll(int fd, size_t n) {
   std::vector<uint8_t> buf(n);
   size_t off = 0;
   while (off < n) {
-    const ssize_t r = recv(fd, buf.data() + off, n - off, 0);
+    const auto rest = std::span<uint8_t>(buf).subspan(off);
+    const ssize_t r = recv(fd, rest.data(), rest.size(), 0);
     ASSERT_GT(r, 0);
     off += static_cast<size_t>(r);
   }
@@ -81,11 +84,11 @@ struct Seen {
 bool Decode(const RawPacket& p, Seen* s) {
   const auto d = p.data;
   if (d.size() < 14 + 20 || d[12] != 0x08 || d[13] != 0x00) return false;
-  const size_t ihl = (d[14] & 0x0fu) * 4u;
-  const size_t tot = static_cast<size_t>((d[16] << 8) | d[17]);
+  const size_t ihl = static_cast<size_t>(d[14] & 0x0f) * 4;
+  const auto tot = static_cast<size_t>((d[16] << 8) | d[17]);
   if (d.size() < 14 + ihl + 20) return false;
   const size_t t = 14 + ihl;
-  const size_t doff = (d[t + 12] >> 4) * 4u;
+  const size_t doff = static_cast<size_t>(d[t + 12] >> 4) * 4;
   s->sport = static_cast<uint16_t>((d[t] << 8) | d[t + 1]);
   s->dport = static_cast<uint16_t>((d[t + 2] << 8) | d[t + 3]);
   s->flags = d[t + 13];

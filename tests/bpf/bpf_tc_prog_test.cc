@@ -8,9 +8,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "capture/bpf_abi.h"
@@ -71,12 +73,16 @@ class BpfTcProgTest : public ::testing::Test {
 
   static int OnRecord(void* ctx, void* data, size_t size) {
     auto* out = static_cast<std::vector<Record>*>(ctx);
+    // libbpf hands the record over as void* and a size: view it as bytes once.
+    const std::span<const uint8_t> bytes(static_cast<const uint8_t*>(data), size);
     Record r{};
     EXPECT_GE(size, sizeof(r.ev));
-    std::memcpy(&r.ev, data, sizeof(r.ev));
+    if (bytes.size() < sizeof(r.ev)) return 0;
+    std::memcpy(&r.ev, bytes.data(), sizeof(r.ev));
     EXPECT_EQ(size, sizeof(r.ev) + r.ev.caplen);
-    const auto* p = static_cast<const uint8_t*>(data) + sizeof(r.ev);
-    r.data.assign(p, p + r.ev.caplen);
+    const auto payload = bytes.subspan(sizeof(r.ev));
+    const auto frame = payload.first(std::min<size_t>(r.ev.caplen, payload.size()));
+    r.data.assign(frame.begin(), frame.end());
     out->push_back(std::move(r));
     return 0;
   }

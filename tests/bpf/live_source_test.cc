@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 
@@ -62,9 +63,11 @@ class Listener {
 // The TCP ports of an Ethernet/IPv4 frame (lo has an all-zero Ethernet header).
 bool Ports(const RawPacket& p, uint16_t* sport, uint16_t* dport) {
   if (p.linktype != kLinkEthernet || p.caplen < 14 + 20 + 4) return false;
-  const uint8_t* ip = p.data.data() + 14;
+  const std::span<const uint8_t> ip = p.data.subspan(14);
   if ((ip[0] >> 4) != 4 || ip[9] != 6) return false;
-  const uint8_t* tcp = ip + (ip[0] & 0xf) * 4;
+  const size_t ihl = static_cast<size_t>(ip[0] & 0xf) * 4;
+  if (ip.size() < ihl + 4) return false;
+  const std::span<const uint8_t> tcp = ip.subspan(ihl);
   *sport = static_cast<uint16_t>(tcp[0] << 8 | tcp[1]);
   *dport = static_cast<uint16_t>(tcp[2] << 8 | tcp[3]);
   return true;
@@ -78,7 +81,8 @@ bool Sees(LiveSource& src, uint16_t cport, int ms) {
     auto r = src.NextWithTimeout(&p, 20);
     EXPECT_TRUE(r.ok()) << r.status();
     if (!r.ok()) return false;
-    uint16_t s = 0, d = 0;
+    uint16_t s = 0;
+    uint16_t d = 0;
     if (*r && Ports(p, &s, &d) && (s == cport || d == cport)) return true;
   }
   return false;

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <span>
 #include <vector>
 
 #include "tests/bpf/tunnel_frames.h"
@@ -17,6 +18,12 @@ namespace {
 
 using pgtlsmon::testing::TcpFrame;
 
+// The bytes of `frame` from `off` on, as the C helpers take them: a bare pointer (they read a
+// fixed header, as the kernel's verifier-checked code does; each frame here is long enough).
+const uint8_t* At(const std::vector<uint8_t>& frame, size_t off) {
+  return std::span<const uint8_t>(frame).subspan(off).data();
+}
+
 constexpr uint32_t kCap = 1000;
 constexpr uint32_t kHdr = 54;
 
@@ -24,7 +31,7 @@ TEST(ParseHelpers, Ipv4Header) {
   const auto f =
       TcpFrame{}.Ipv4({192, 168, 1, 2}, {10, 0, 0, 9}).Ipv4Options(8).Payload(10).Build();
   pgtls_l3 l3{};
-  ASSERT_EQ(pgtls_parse_ipv4(f.data() + 14, &l3), PGTLS_PARSE_OK);
+  ASSERT_EQ(pgtls_parse_ipv4(At(f, 14), &l3), PGTLS_PARSE_OK);
   EXPECT_EQ(l3.hdr_len, 28u);
   EXPECT_EQ(l3.l3_len, 28u + 20u + 10u);
   EXPECT_EQ(l3.is_v6, 0);
@@ -37,24 +44,24 @@ TEST(ParseHelpers, Ipv4RejectsBadVersionIhlAndLength) {
   pgtls_l3 l3{};
   auto g = f;
   g[14] = 0x65;  // version 6 in an IPv4 frame
-  EXPECT_EQ(pgtls_parse_ipv4(g.data() + 14, &l3), PGTLS_PARSE_TRUNCATED);
+  EXPECT_EQ(pgtls_parse_ipv4(At(g, 14), &l3), PGTLS_PARSE_TRUNCATED);
   g = f;
   g[14] = 0x44;  // IHL 16 bytes
-  EXPECT_EQ(pgtls_parse_ipv4(g.data() + 14, &l3), PGTLS_PARSE_TRUNCATED);
+  EXPECT_EQ(pgtls_parse_ipv4(At(g, 14), &l3), PGTLS_PARSE_TRUNCATED);
   g = TcpFrame{}.IpLengthOverride(19).Build();
-  EXPECT_EQ(pgtls_parse_ipv4(g.data() + 14, &l3), PGTLS_PARSE_TRUNCATED);
+  EXPECT_EQ(pgtls_parse_ipv4(At(g, 14), &l3), PGTLS_PARSE_TRUNCATED);
   g = TcpFrame{}.IpLengthOverride(0).Build();  // TSO super-packet: length unknown, fine
-  EXPECT_EQ(pgtls_parse_ipv4(g.data() + 14, &l3), PGTLS_PARSE_OK);
+  EXPECT_EQ(pgtls_parse_ipv4(At(g, 14), &l3), PGTLS_PARSE_OK);
   EXPECT_EQ(l3.l3_len, 0u);
 }
 
 TEST(ParseHelpers, Ipv4FragmentAndNonTcp) {
   pgtls_l3 l3{};
   auto f = TcpFrame{}.Ipv4FragOffset(10).Build();
-  EXPECT_EQ(pgtls_parse_ipv4(f.data() + 14, &l3), PGTLS_PARSE_FRAGMENT);
+  EXPECT_EQ(pgtls_parse_ipv4(At(f, 14), &l3), PGTLS_PARSE_FRAGMENT);
   f = TcpFrame{}.Build();
   f[14 + 9] = 17;  // UDP
-  EXPECT_EQ(pgtls_parse_ipv4(f.data() + 14, &l3), PGTLS_PARSE_NOT_OURS);
+  EXPECT_EQ(pgtls_parse_ipv4(At(f, 14), &l3), PGTLS_PARSE_NOT_OURS);
 }
 
 TEST(ParseHelpers, Ipv6HeaderAndExtensions) {
@@ -67,7 +74,7 @@ TEST(ParseHelpers, Ipv6HeaderAndExtensions) {
                      .Payload(5)
                      .Build();
   pgtls_l3 l3{};
-  ASSERT_EQ(pgtls_parse_ipv6(f.data() + 14, &l3), PGTLS_PARSE_OK);
+  ASSERT_EQ(pgtls_parse_ipv6(At(f, 14), &l3), PGTLS_PARSE_OK);
   EXPECT_EQ(l3.l3_len, 40u + 32u + 20u + 5u);
   EXPECT_EQ(l3.saddr[15], 7);
   size_t off = 14 + 40;
@@ -75,7 +82,7 @@ TEST(ParseHelpers, Ipv6HeaderAndExtensions) {
   for (int i = 0; i < PGTLS_MAX_IPV6_EXT && pgtls_ipv6_is_ext(l3.proto); ++i) {
     __u32 len = 0;
     __u8 next = 0;
-    ASSERT_EQ(pgtls_ipv6_ext(l3.proto, f.data() + off, &len, &next), PGTLS_PARSE_OK);
+    ASSERT_EQ(pgtls_ipv6_ext(l3.proto, At(f, off), &len, &next), PGTLS_PARSE_OK);
     seen.push_back(l3.proto);
     l3.proto = next;
     off += len;
@@ -89,20 +96,20 @@ TEST(ParseHelpers, Ipv6NonFirstFragment) {
   const auto f = TcpFrame{}.Ipv6({}, {}).Ipv6Ext(44, 8, 3).Build();
   __u32 len = 0;
   __u8 next = 0;
-  EXPECT_EQ(pgtls_ipv6_ext(44, f.data() + 14 + 40, &len, &next), PGTLS_PARSE_FRAGMENT);
+  EXPECT_EQ(pgtls_ipv6_ext(44, At(f, 14 + 40), &len, &next), PGTLS_PARSE_FRAGMENT);
 }
 
 TEST(ParseHelpers, Tcp) {
   const auto f = TcpFrame{}.Ports(40001, 6432).Flags(0x12).TcpOptions(12).Build();
   pgtls_l4 l4{};
-  ASSERT_EQ(pgtls_parse_tcp(f.data() + 34, &l4), PGTLS_PARSE_OK);
+  ASSERT_EQ(pgtls_parse_tcp(At(f, 34), &l4), PGTLS_PARSE_OK);
   EXPECT_EQ(l4.sport, 40001);
   EXPECT_EQ(l4.dport, 6432);
   EXPECT_EQ(l4.hdr_len, 32u);
   EXPECT_EQ(l4.flags, 0x12);
   auto g = f;
   g[34 + 12] = 0x40;  // data offset 16 bytes
-  EXPECT_EQ(pgtls_parse_tcp(g.data() + 34, &l4), PGTLS_PARSE_TRUNCATED);
+  EXPECT_EQ(pgtls_parse_tcp(At(g, 34), &l4), PGTLS_PARSE_TRUNCATED);
 }
 
 TEST(ParseHelpers, PortFilter) {
@@ -185,15 +192,15 @@ namespace w = pgtlsmon::testing::tunnel;
 TEST(ParseHelpers, Ipv4AnyProtocolAndFragments) {
   pgtls_l3 l3{};
   const auto gre = w::Outer(false, 47, w::Gre(0, 0x0800, 0, {}), w::kIpv4FlagDf);
-  ASSERT_EQ(pgtls_parse_ipv4_any(gre.data() + 14, &l3), PGTLS_PARSE_OK);
+  ASSERT_EQ(pgtls_parse_ipv4_any(At(gre, 14), &l3), PGTLS_PARSE_OK);
   EXPECT_EQ(l3.proto, 47);
   EXPECT_EQ(l3.frag, 0);
-  EXPECT_EQ(pgtls_parse_ipv4(gre.data() + 14, &l3), PGTLS_PARSE_NOT_OURS);
+  EXPECT_EQ(pgtls_parse_ipv4(At(gre, 14), &l3), PGTLS_PARSE_NOT_OURS);
   const auto first = w::Outer(false, 47, w::Gre(0, 0x0800, 0, {}), w::kIpv4FlagMf);
-  ASSERT_EQ(pgtls_parse_ipv4_any(first.data() + 14, &l3), PGTLS_PARSE_OK);
+  ASSERT_EQ(pgtls_parse_ipv4_any(At(first, 14), &l3), PGTLS_PARSE_OK);
   EXPECT_EQ(l3.frag, PGTLS_FRAG_FIRST);
   const auto later = w::Outer(false, 47, w::Gre(0, 0x0800, 0, {}), 3);
-  ASSERT_EQ(pgtls_parse_ipv4_any(later.data() + 14, &l3), PGTLS_PARSE_OK);
+  ASSERT_EQ(pgtls_parse_ipv4_any(At(later, 14), &l3), PGTLS_PARSE_OK);
   EXPECT_EQ(l3.frag, PGTLS_FRAG_LATER);
 }
 
@@ -252,24 +259,24 @@ TEST(ParseHelpers, GreFlagsAndErspan) {
   const auto e2 = w::Erspan2(513, {});
   ASSERT_EQ(pgtls_parse_gre(e2.data(), &t), PGTLS_PARSE_OK);
   EXPECT_EQ(t.erspan, 2u);
-  EXPECT_EQ(pgtls_parse_erspan(2, e2.data() + t.hdr_len, &t), PGTLS_PARSE_OK);
+  EXPECT_EQ(pgtls_parse_erspan(2, At(e2, t.hdr_len), &t), PGTLS_PARSE_OK);
   EXPECT_EQ(t.hdr_len, 8u);
   EXPECT_EQ(t.next, PGTLS_NEXT_ETH);
   const auto e2bad = w::Erspan2(513, {}, 2);
-  EXPECT_EQ(pgtls_parse_erspan(2, e2bad.data() + 8, &t), PGTLS_PARSE_BAD_HEADER);
+  EXPECT_EQ(pgtls_parse_erspan(2, At(e2bad, 8), &t), PGTLS_PARSE_BAD_HEADER);
   for (bool sub : {false, true}) {
     const auto e3 = w::Erspan3(1023, sub, {});
     ASSERT_EQ(pgtls_parse_gre(e3.data(), &t), PGTLS_PARSE_OK);
     EXPECT_EQ(t.erspan, 3u);
-    EXPECT_EQ(pgtls_parse_erspan(3, e3.data() + 8, &t), PGTLS_PARSE_OK);
+    EXPECT_EQ(pgtls_parse_erspan(3, At(e3, 8), &t), PGTLS_PARSE_OK);
     EXPECT_EQ(t.hdr_len, sub ? 20u : 12u);
     EXPECT_EQ(t.next, PGTLS_NEXT_ETH);
   }
   const auto e3ip = w::Erspan3(1, false, {}, 2);
-  EXPECT_EQ(pgtls_parse_erspan(3, e3ip.data() + 8, &t), PGTLS_PARSE_OK);
+  EXPECT_EQ(pgtls_parse_erspan(3, At(e3ip, 8), &t), PGTLS_PARSE_OK);
   EXPECT_EQ(t.next, PGTLS_NEXT_IP_BY_VERSION);
   const auto e3bad = w::Erspan3(1, false, {}, 1);
-  EXPECT_EQ(pgtls_parse_erspan(3, e3bad.data() + 8, &t), PGTLS_PARSE_UNSUPPORTED);
+  EXPECT_EQ(pgtls_parse_erspan(3, At(e3bad, 8), &t), PGTLS_PARSE_UNSUPPORTED);
 }
 
 TEST(ParseHelpers, VlanTagsIncludePreStandardQinQ) {

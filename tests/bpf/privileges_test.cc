@@ -15,6 +15,7 @@
 #include <map>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 
 #ifdef PGTLS_HAVE_BPF
@@ -33,7 +34,7 @@ std::map<std::string, uint64_t> Status() {
     const auto colon = line.find(':');
     if (colon == std::string::npos) continue;
     const std::string key = line.substr(0, colon);
-    if (key.rfind("Cap", 0) == 0) out[key] = std::stoull(line.substr(colon + 1), nullptr, 16);
+    if (absl::StartsWith(key, "Cap")) out[key] = std::stoull(line.substr(colon + 1), nullptr, 16);
     if (key == "NoNewPrivs") out[key] = std::stoull(line.substr(colon + 1));
   }
   return out;
@@ -54,8 +55,8 @@ std::string InChild(Fn fn) {
   close(fds[1]);
   std::string msg;
   char buf[512];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof(buf))) > 0;)
-    msg.append(buf, static_cast<size_t>(n));
+  ssize_t n = 0;
+  while ((n = read(fds[0], buf, sizeof(buf))) > 0) msg.append(buf, static_cast<size_t>(n));
   close(fds[0]);
   int st = 0;
   waitpid(pid, &st, 0);

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -83,9 +84,10 @@ ReadResult ReadWithLibpcap(const std::string& path, uint32_t* dlt) {
   const u_char* d = nullptr;
   int rc = 0;
   while ((rc = pcap_next_ex(p, &h, &d)) == 1) {
+    const std::span<const uint8_t> frame(d, h->caplen);
     out.packets.push_back(
         {static_cast<uint64_t>(h->ts.tv_sec) * 1000000000u + static_cast<uint64_t>(h->ts.tv_usec),
-         h->caplen, h->len, *dlt, std::vector<uint8_t>(d, d + h->caplen)});
+         h->caplen, h->len, *dlt, std::vector<uint8_t>(frame.begin(), frame.end())});
   }
   if (rc == PCAP_ERROR) out.error = absl::DataLossError(pcap_geterr(p));
   pcap_close(p);
@@ -106,7 +108,7 @@ std::vector<std::string> CorpusFiles() {
 
 std::vector<uint8_t> Slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+  return {std::istreambuf_iterator<char>(in), {}};
 }
 
 class TempDir {
@@ -117,7 +119,7 @@ class TempDir {
   }
   ~TempDir() { fs::remove_all(dir_); }
   std::string Write(const std::string& name, const std::vector<uint8_t>& bytes) const {
-    const std::string path = dir_ + "/" + name;
+    std::string path = dir_ + "/" + name;
     std::ofstream out(path, std::ios::binary);
     out.write(reinterpret_cast<const char*>(bytes.data()),  // NOLINT: test I/O
               static_cast<std::streamsize>(bytes.size()));
@@ -125,14 +127,15 @@ class TempDir {
   }
   std::string WriteGzip(const std::string& name, const std::vector<uint8_t>& bytes,
                         int members = 1) const {
-    const std::string path = dir_ + "/" + name;
+    std::string path = dir_ + "/" + name;
     // Each member is an independent gzip stream appended to the file (as `cat a.gz b.gz`).
     const size_t per = bytes.size() / static_cast<size_t>(members) + 1;
     for (int m = 0; m < members; ++m) {
       gzFile gz = gzopen(path.c_str(), m == 0 ? "wb6" : "ab6");
       const size_t from = std::min(bytes.size(), per * static_cast<size_t>(m));
       const size_t to = std::min(bytes.size(), from + per);
-      if (to > from) gzwrite(gz, bytes.data() + from, static_cast<unsigned>(to - from));
+      const auto part = std::span<const uint8_t>(bytes).subspan(from, to - from);
+      if (!part.empty()) gzwrite(gz, part.data(), static_cast<unsigned>(part.size()));
       gzclose(gz);
     }
     return path;
@@ -423,7 +426,7 @@ TEST(FileSourceTest, PacketBiggerThanTheBufferGrowsIt) {
   PcapRecord(f, 2, 0, 200000, 200000, 2);  // three times the 64 KiB buffer
   PcapRecord(f, 3, 0, 1000, 1000, 3);
   FileSourceOptions opts;
-  opts.read_chunk_bytes = 64 * 1024;
+  opts.read_chunk_bytes = size_t{64} * 1024;
   const ReadResult r = ReadFile(tmp.Write("big.pcap", f.b), opts);
   ASSERT_TRUE(r.error.ok()) << r.error;
   ASSERT_EQ(r.packets.size(), 3u);
@@ -632,7 +635,7 @@ TEST(FileSourceTest, ProgressCounters) {
   PGTLS_SKIP_WITHOUT_SHARED();
   const std::string path = PGTLS_SHARED_DIR "/corpus/real_copy_tls12_bulk.pcap";
   FileSourceOptions opts;
-  opts.read_chunk_bytes = 64 * 1024;
+  opts.read_chunk_bytes = size_t{64} * 1024;
   auto src = FileSource::Open(path, opts);
   ASSERT_TRUE(src.ok());
   const uint64_t size = (*src)->file_size();

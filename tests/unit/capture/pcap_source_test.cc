@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
+
 namespace pgtlsmon::capture {
 namespace {
 
@@ -104,7 +106,7 @@ TEST(PcapSourceTest, LiveLoopbackCapture) {
     ASSERT_TRUE(r.ok()) << r.status();
     if (!*r) continue;
     const std::string data(pkt.data.begin(), pkt.data.end());
-    found = data.find(kMsg) != std::string::npos;
+    found = absl::StrContains(data, kMsg);
     EXPECT_GT(pkt.ts_ns, 0u);
     EXPECT_EQ(pkt.caplen, pkt.data.size());
     EXPECT_GE(pkt.wire_len, pkt.caplen);

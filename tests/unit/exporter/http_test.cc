@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "exporter/metrics.h"
 #include "exporter/web_config.h"
 #include "prometheus/counter.h"
@@ -184,6 +185,7 @@ TEST(HttpServer, StalledClientsDoNotHoldUpScrapes) {
   const auto t0 = std::chrono::steady_clock::now();
   std::atomic<int> ok{0};
   std::vector<std::thread> scrapers;
+  scrapers.reserve(40);
   for (int i = 0; i < 40; ++i) {
     scrapers.emplace_back([&] {
       if (Get(AF_INET, "127.0.0.1", port, "/metrics").status == 200) ++ok;
@@ -319,29 +321,7 @@ std::string BcryptHash(const std::string& password) {
 }
 
 std::string BasicHeader(const std::string& user_pass) {
-  static const char* kB64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < user_pass.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(user_pass[i]) << 16) |
-                       (static_cast<unsigned char>(user_pass[i + 1]) << 8) |
-                       static_cast<unsigned char>(user_pass[i + 2]);
-    for (int k = 3; k >= 0; --k) out += kB64[(v >> (6 * k)) & 63];
-  }
-  if (i + 1 == user_pass.size()) {
-    const unsigned v = static_cast<unsigned char>(user_pass[i]) << 16;
-    out += kB64[(v >> 18) & 63];
-    out += kB64[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == user_pass.size()) {
-    const unsigned v = (static_cast<unsigned char>(user_pass[i]) << 16) |
-                       (static_cast<unsigned char>(user_pass[i + 1]) << 8);
-    out += kB64[(v >> 18) & 63];
-    out += kB64[(v >> 12) & 63];
-    out += kB64[(v >> 6) & 63];
-    out += '=';
-  }
-  return "Authorization: Basic " + out + "\r\n";
+  return "Authorization: Basic " + absl::Base64Escape(user_pass) + "\r\n";
 }
 
 TEST(HttpServer, BasicAuthHeadersRateLimitAndReload) {

@@ -17,9 +17,13 @@
 #include "prometheus/metric_family.h"
 #include "prometheus/registry.h"
 #include "tests/testing/addresses.h"
+#include "tests/testing/run_shell.h"
 
 namespace pgtlsmon::exporter {
 namespace {
+
+using pgtlsmon::testing::RunShell;
+using pgtlsmon::testing::ShellResult;
 
 using parser::Finding;
 using parser::FindingBit;
@@ -367,7 +371,7 @@ TEST(Metrics, CertificateExpiryGaugeDistinctAndCapped) {
   };
   m.OnRecord(with_cert("CN=a", 1000));
   m.OnRecord(with_cert("CN=a", 2000));  // renewed: the latest seen wins
-  m.OnRecord(with_cert("CN=b\"quoted\"\\", 3000));
+  m.OnRecord(with_cert(R"(CN=b"quoted"\)", 3000));
   m.OnRecord(with_cert("CN=c", 5000));
   m.OnRecord(with_cert("CN=d", 4000));
   m.OnRecord(with_cert("CN=c", 6000));
@@ -483,20 +487,15 @@ TEST(Metrics, SerializedTextPassesPromtool) {
   EXPECT_NE(text.find("# TYPE pgtlsmon_flows_active gauge"), std::string::npos);
   EXPECT_NE(text.find("subject=\"CN=db\\nnewline,O=\\\"Q\\\"\""), std::string::npos) << text;
 
-  if (std::system("command -v promtool >/dev/null 2>&1") != 0) GTEST_SKIP() << "no promtool";
+  if (RunShell("command -v promtool").status != 0) GTEST_SKIP() << "no promtool";
   const std::string path = ::testing::TempDir() + "/pgtls_metrics_" + std::to_string(getpid());
   {
     std::ofstream f(path);
     f << text;
   }
-  const std::string cmd = "promtool check metrics < " + path + " > " + path + ".out 2>&1";
-  const int rc = std::system(cmd.c_str());
-  std::ifstream out(path + ".out");
-  std::stringstream msg;
-  msg << out.rdbuf();
-  EXPECT_EQ(rc, 0) << msg.str() << "\n" << text;
+  const ShellResult check = RunShell("promtool check metrics < " + path);
+  EXPECT_EQ(check.status, 0) << check.output << "\n" << text;
   std::remove(path.c_str());
-  std::remove((path + ".out").c_str());
 }
 
 TEST(Metrics, WriteTextFileIsAtomicAndComplete) {
@@ -529,6 +528,7 @@ TEST(Metrics, ConcurrentRecordsAndScrapes) {
     while (!stop.load()) (void)m.SerializeText();
   });
   std::vector<std::thread> writers;
+  writers.reserve(2);
   for (int t = 0; t < 2; ++t) {
     writers.emplace_back([&m, t] {
       for (int i = 0; i < 2000; ++i) {

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <string>
 
+#include "tests/testing/run_shell.h"
+
 namespace pgtlsmon::exporter {
 namespace {
 
@@ -101,8 +103,9 @@ class TlsFiles : public ::testing::Test {
     const std::string cmd =
         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
         "-subj /CN=localhost -keyout " +
-        (dir_ / "key.pem").string() + " -out " + (dir_ / "cert.pem").string() + " >/dev/null 2>&1";
-    if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "openssl could not make a certificate";
+        (dir_ / "key.pem").string() + " -out " + (dir_ / "cert.pem").string();
+    const auto made = pgtlsmon::testing::RunShell(cmd);
+    if (made.status != 0) GTEST_SKIP() << "openssl could not make a certificate: " << made.output;
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
   std::filesystem::path dir_;

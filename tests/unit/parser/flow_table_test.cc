@@ -6,9 +6,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
+
+#include "absl/strings/match.h"
 
 namespace pgtlsmon::parser {
 namespace {
@@ -39,10 +42,20 @@ TEST(FlowKey, BothDirectionsShareOneKeyAndHash) {
 // The hash of a fixed key, as this process computes it.
 std::string HashOfFixedKey() { return std::to_string(FlowKeyHash(Key(40000))); }
 
+// The environment is read from /proc rather than with std::getenv, which is not thread-safe.
+bool StartedWithPrintFlag() {
+  std::ifstream env("/proc/self/environ", std::ios::binary);
+  std::string var;
+  while (std::getline(env, var, '\0')) {
+    if (absl::StartsWith(var, "PGTLS_PRINT_FLOW_HASH=")) return true;
+  }
+  return false;
+}
+
 // Run again by SeededPerProcess as a child process: print the hash and exit before any test.
 // (kHashSeed, defined in a header included above, is initialised before this.)
 const bool kIsChild = [] {
-  if (std::getenv("PGTLS_PRINT_FLOW_HASH") == nullptr) return false;
+  if (!StartedWithPrintFlag()) return false;
   std::printf("hash=%s\n", HashOfFixedKey().c_str());
   std::fflush(stdout);
   std::_Exit(0);

@@ -48,7 +48,7 @@ Bytes WeakCertificateDer() {
   std::ifstream f(
       std::string(PGTLS_SOURCE_DIR) + "/tests/unit/parser/testdata/tls/weak_rsa1024.der",
       std::ios::binary);
-  return Bytes(std::istreambuf_iterator<char>(f), {});
+  return {std::istreambuf_iterator<char>(f), {}};
 }
 
 // Drives one connection between 10.0.0.1:40000 and 10.0.0.2:5432.
@@ -114,7 +114,7 @@ class Conn {
 
 class FlowTrackerTest : public ::testing::Test {
  protected:
-  FlowTracker& Make(FlowTrackerConfig cfg = {}) {
+  FlowTracker& Make(const FlowTrackerConfig& cfg = {}) {
     tracker_ = std::make_unique<FlowTracker>(
         cfg, [this](SessionRecord&& r) { records_.push_back(std::move(r)); });
     return *tracker_;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -163,7 +164,7 @@ Decoded DecodeFrame(uint32_t linktype, const std::vector<uint8_t>& bytes) {
 }
 
 std::vector<uint8_t> PayloadOf(const TcpSegment& s) {
-  return std::vector<uint8_t>(s.payload.begin(), s.payload.end());
+  return {s.payload.begin(), s.payload.end()};
 }
 
 void ExpectV4Hello(const Decoded& d) {
@@ -194,7 +195,8 @@ void ExpectV6Hello(const Decoded& d) {
 
 // Drops the first n bytes (the link header of an Ethernet frame) from a frame.
 std::vector<uint8_t> Without(const std::vector<uint8_t>& v, size_t n) {
-  return std::vector<uint8_t>(v.begin() + static_cast<std::ptrdiff_t>(n), v.end());
+  const auto rest = std::span<const uint8_t>(v).subspan(n);
+  return {rest.begin(), rest.end()};
 }
 
 TEST(PacketDecoderTest, EthernetIpv4) { ExpectV4Hello(DecodeFrame(kEthernet, EthIpv4Frame())); }

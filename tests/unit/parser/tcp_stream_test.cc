@@ -10,7 +10,7 @@ namespace {
 std::span<const uint8_t> B(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};  // NOLINT
 }
-std::string Str(std::span<const uint8_t> d) { return std::string(d.begin(), d.end()); }
+std::string Str(std::span<const uint8_t> d) { return {d.begin(), d.end()}; }
 
 TEST(TcpStream, InOrder) {
   ParseStats st;
