@@ -133,7 +133,7 @@ class ShardedPipeline {
  public:
   using RecordSink = std::function<void(parser::SessionRecord&&)>;
   static constexpr size_t kBatchItems = 1024;
-  static constexpr size_t kBatchBytes = 1024 * 1024;
+  static constexpr size_t kBatchBytes = size_t{1} << 20;
   static constexpr size_t kRingBatches = 4;
 
   ShardedPipeline(const parser::FlowTrackerConfig& cfg, size_t workers, RecordSink sink);

@@ -22,6 +22,7 @@
 #include "exporter/table_report.h"
 #include "fmt/core.h"
 #include "fmt/format.h"
+#include "parser/text.h"
 
 namespace pgtlsmon::app {
 namespace {
@@ -245,7 +246,7 @@ int RunReplay(const ReplayOptions& opts) {
   if (!opts.output.empty() && opts.output != "-") {
     out_file.reset(std::fopen(opts.output.c_str(), "w"));
     if (!out_file) {
-      fmt::print(stderr, "pgtlsmon: cannot write {}: {}\n", opts.output, std::strerror(errno));
+      fmt::print(stderr, "pgtlsmon: cannot write {}: {}\n", opts.output, parser::ErrnoText(errno));
       return 1;
     }
     out = out_file.get();
@@ -332,7 +333,7 @@ int RunReplay(const ReplayOptions& opts) {
   if (!written) {
     fmt::print(stderr, "pgtlsmon: writing {}: {}\n",
                opts.output.empty() || opts.output == "-" ? "stdout" : opts.output,
-               std::strerror(output.error() != 0 ? output.error() : errno));
+               parser::ErrnoText(output.error() != 0 ? output.error() : errno));
     rc = 1;
   }
   ReportFiles(opts, read.files);

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <span>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -35,9 +36,10 @@ bool StartsWith(const uint8_t* p, size_t len, const uint8_t (&magic)[N]) {
 
 // read(2) until n bytes or the end of the input; retries EINTR.
 absl::StatusOr<size_t> ReadFull(int fd, uint8_t* dst, size_t n, const std::string& path) {
+  const std::span<uint8_t> out(dst, n);
   size_t got = 0;
   while (got < n) {
-    const ssize_t r = ::read(fd, dst + got, n - got);
+    const ssize_t r = ::read(fd, out.subspan(got).data(), n - got);
     if (r < 0) {
       if (errno == EINTR) continue;
       return absl::ErrnoToStatus(errno, absl::StrCat("read ", path));
@@ -74,7 +76,7 @@ class PlainReader final : public ByteReader {
     if (n == 0) return size_t{0};
     if (prefix_pos_ < prefix_len_) {
       const size_t k = std::min(n, prefix_len_ - prefix_pos_);
-      std::memcpy(dst, prefix_ + prefix_pos_, k);
+      std::memcpy(dst, std::span(prefix_).subspan(prefix_pos_).data(), k);
       prefix_pos_ += k;
       return k;
     }
@@ -219,7 +221,7 @@ class GzipReader final : public DecoderReader {
     }
     zs_.next_in = in_.get() + in_pos_;
     zs_.avail_in = static_cast<uInt>(std::min<size_t>(in_end_ - in_pos_, 1u << 30));
-    zs_.next_out = dst + *produced;
+    zs_.next_out = std::span(dst, n).subspan(*produced).data();
     zs_.avail_out = static_cast<uInt>(std::min<size_t>(n - *produced, 1u << 30));
     const uInt in_before = zs_.avail_in;
     const uInt out_before = zs_.avail_out;
@@ -262,7 +264,7 @@ class ZstdReader final : public DecoderReader {
  protected:
   absl::Status Step(uint8_t* dst, size_t n, size_t* produced) override {
     ZSTD_inBuffer in{in_.get() + in_pos_, in_end_ - in_pos_, 0};
-    ZSTD_outBuffer out{dst + *produced, n - *produced, 0};
+    ZSTD_outBuffer out{std::span(dst, n).subspan(*produced).data(), n - *produced, 0};
     const size_t rc = ZSTD_decompressStream(ds_, &out, &in);
     in_pos_ += in.pos;
     *produced += out.pos;
@@ -302,7 +304,7 @@ class XzReader final : public DecoderReader {
     if (done_) return absl::OkStatus();
     strm_.next_in = in_.get() + in_pos_;
     strm_.avail_in = in_end_ - in_pos_;
-    strm_.next_out = dst + *produced;
+    strm_.next_out = std::span(dst, n).subspan(*produced).data();
     strm_.avail_out = n - *produced;
     const size_t in_before = strm_.avail_in;
     const size_t out_before = strm_.avail_out;

@@ -6,13 +6,14 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <charconv>
 #include <filesystem>
 #include <map>
+#include <span>
 #include <system_error>
 #include <tuple>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 
@@ -89,8 +90,7 @@ absl::StatusOr<uint64_t> ParseTimeArg(std::string_view text) {
     const size_t dot = s.find('.');
     uint64_t secs = 0;
     const std::string whole = s.substr(0, dot);
-    auto [p, ec] = std::from_chars(whole.data(), whole.data() + whole.size(), secs);
-    if (ec != std::errc() || p != whole.data() + whole.size() || secs > 18'000'000'000ULL) {
+    if (!absl::SimpleAtoi(whole, &secs) || secs > 18'000'000'000ULL) {
       return absl::InvalidArgumentError(absl::StrCat("'", s, "': epoch seconds out of range"));
     }
     uint64_t frac_ns = 0;
@@ -101,7 +101,9 @@ absl::StatusOr<uint64_t> ParseTimeArg(std::string_view text) {
             absl::StrCat("'", s, "': 1 to 9 digits expected after the point"));
       }
       frac.resize(9, '0');
-      std::from_chars(frac.data(), frac.data() + frac.size(), frac_ns);
+      if (!absl::SimpleAtoi(frac, &frac_ns)) {
+        return absl::InvalidArgumentError(absl::StrCat("'", s, "': not a number"));
+      }
     }
     return secs * 1'000'000'000ULL + frac_ns;
   }
@@ -162,7 +164,8 @@ void CaptureSet::AddInput(const std::string& input) {
     // NOLINTNEXTLINE(concurrency-mt-unsafe): one thread reads a CaptureSet
     const int rc = glob(input.c_str(), GLOB_NOSORT, nullptr, &g);
     if (rc == 0) {
-      std::vector<std::string> matches(g.gl_pathv, g.gl_pathv + g.gl_pathc);
+      const std::span<char*> paths(g.gl_pathv, g.gl_pathc);
+      std::vector<std::string> matches(paths.begin(), paths.end());
       globfree(&g);
       std::sort(matches.begin(), matches.end());
       for (const std::string& m : matches) {
