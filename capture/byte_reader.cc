@@ -493,7 +493,12 @@ absl::StatusOr<std::unique_ptr<ByteReader>> OpenByteReader(int fd, const std::st
     return Make<ZstdReader>(fd, path, prefix, len, options);
   }
   if (StartsWith(prefix, len, kXzMagic)) return Make<XzReader>(fd, path, prefix, len, options);
-  return std::unique_ptr<ByteReader>(std::make_unique<PlainReader>(fd, path, prefix, len));
+  auto plain = std::make_unique<PlainReader>(fd, path, prefix, len);
+  if (options.read_plain_in_thread) {
+    return std::unique_ptr<ByteReader>(std::make_unique<ThreadedReader>(
+        std::move(plain), options.decode_block_bytes, options.decode_blocks));
+  }
+  return std::unique_ptr<ByteReader>(std::move(plain));
 }
 
 }  // namespace pgtlsmon::capture
