@@ -845,17 +845,12 @@ def profile_section(binary, pcap, bench_dir):
         total = sum(cats.values()) or 1.0
         title = ("1 thread" if threads == 1 else
                  "2 threads (thread 1 = the reader, which also merges and writes records)")
-        title += "; files are read() on a read-ahead thread of their own"
         parts.append(f"**--threads {threads}**: `perf record -F 4000 -- {os.path.basename(binary)}"
                      f" replay --format jsonl --threads {threads} FILE`, {title}.")
         parts.append("")
         if threads > 1:
             order = sorted(by_thread, key=lambda t: -by_thread[t])
-            # The read-ahead thread (capture/byte_reader.cc) is named pgtls-read.
-            ahead = [t for t in order if "pgtls-read" in t]
-            order = [t for t in order if t not in ahead] + ahead
             names = {t: ("reader" if i == 0 else f"worker {i}") for i, t in enumerate(order)}
-            names.update({t: "read-ahead" for t in ahead})
             parts.append("Samples by thread: " + ", ".join(
                 f"{names[t]} {by_thread[t] / total * 100:.0f} %" for t in order) + ".")
             parts.append("")
@@ -906,13 +901,9 @@ def callgrind_section(binary, captures, bench_dir):
             with open(path) as fh:
                 m = re.search(r"^(?:summary|totals): (\d+)", fh.read(), re.M)
             name = ("main" if threads == 1 else "reader" if i == 0 else f"worker {i}")
+            totals[(threads, name)] = int(m.group(1)) if m else 0
             ann = subprocess.run(["callgrind_annotate", path], stdout=subprocess.PIPE,
                                  stderr=subprocess.DEVNULL, text=True).stdout
-            if i > 0 and "ThreadedReader::Produce" in ann:
-                name = "read-ahead"  # capture/byte_reader.cc: the file's read() thread
-            elif threads > 1 and i > 0:
-                name = f"worker {sum(1 for (t, n) in totals if t == threads and n.startswith('worker')) + 1}"
-            totals[(threads, name)] = int(m.group(1)) if m else 0
             funcs = []
             for line in ann.splitlines():
                 mm = re.match(r"\s*([0-9,]+) \(\s*([0-9.]+)%\)\s+(.*)$", line)
@@ -926,7 +917,7 @@ def callgrind_section(binary, captures, bench_dir):
                     break
             top[(threads, name)] = "; ".join(funcs)
     one = totals.get((1, "main"), 0)
-    two = sum(v for (t, n), v in totals.items() if t == 2 and n != "read-ahead")
+    two = sum(v for (t, _), v in totals.items() if t == 2)
     reader = totals.get((2, "reader"), 0)
     lines = [f"`valgrind --tool=callgrind --separate-threads=yes -- "
              f"{os.path.basename(binary)} replay --format jsonl --threads 1|2 "
@@ -942,11 +933,9 @@ def callgrind_section(binary, captures, bench_dir):
     if one and reader:
         lines += ["", f"With 2 threads the process executes {two / one:.2f}× the instructions "
                   f"of one thread (the hand-off: batching, copying payloads into the batches, "
-                  f"waking workers; the read-ahead thread not counted, it runs with 1 "
-                  f"thread too), and the reader alone {reader / one:.2f}×: "
-                  f"{one / reader:.2f}× is the most 2 threads can gain over 1 on this input, "
-                  "however many cores are free, in user space (the kernel's read() copy runs "
-                  "on the read-ahead thread)."]
+                  f"waking workers), and the reader alone {reader / one:.2f}×: with the "
+                  f"kernel's read() copy on the reader too, {one / reader:.2f}× is the most "
+                  "2 threads can gain over 1 on this input, however many cores are free."]
     return "\n".join(lines)
 
 

@@ -2,7 +2,6 @@
 #include "capture/byte_reader.h"
 
 #include <lzma.h>
-#include <pthread.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -394,8 +393,6 @@ class ThreadedReader final : public ByteReader {
   };
 
   void Produce() {
-    // Named, so that a profile (bench/run.py --profile) tells it from the replay's workers.
-    pthread_setname_np(pthread_self(), "pgtls-read");
     for (;;) {
       std::unique_ptr<uint8_t[]> buf;
       {
@@ -496,12 +493,7 @@ absl::StatusOr<std::unique_ptr<ByteReader>> OpenByteReader(int fd, const std::st
     return Make<ZstdReader>(fd, path, prefix, len, options);
   }
   if (StartsWith(prefix, len, kXzMagic)) return Make<XzReader>(fd, path, prefix, len, options);
-  auto plain = std::make_unique<PlainReader>(fd, path, prefix, len);
-  if (options.read_plain_in_thread) {
-    return std::unique_ptr<ByteReader>(std::make_unique<ThreadedReader>(
-        std::move(plain), options.decode_block_bytes, options.decode_blocks));
-  }
-  return std::unique_ptr<ByteReader>(std::move(plain));
+  return std::unique_ptr<ByteReader>(std::make_unique<PlainReader>(fd, path, prefix, len));
 }
 
 }  // namespace pgtlsmon::capture

@@ -49,12 +49,6 @@ struct ByteReaderOptions {
   // decompression overlaps the caller's parsing. Costs the thread and decode_blocks of
   // decode_block_bytes of decompressed data per open file.
   bool decompress_in_thread = false;
-  // The same for a plain (uncompressed) input: read() on a thread of its own, ahead of the
-  // caller, so the kernel's copy out of the page cache overlaps the caller's parsing (costs one
-  // user-space copy out of the blocks; a win on 2 cores, docs/BENCHMARKS.md). Only for regular
-  // files: the thread may sit in a read() of a pipe that never ends, and the reader's
-  // destructor joins it.
-  bool read_plain_in_thread = false;
   size_t decode_block_bytes = size_t{256} << 10;
   size_t decode_blocks = 4;
 };

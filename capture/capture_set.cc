@@ -274,7 +274,7 @@ void CaptureSet::OpenEntry(size_t i) {
     fo.read_chunk_bytes = std::clamp(share, kMinChunkBytes, options_.file.read_chunk_bytes);
     fo.input_block_bytes =
         std::clamp(share / 4, kMinChunkBytes / 4, options_.file.input_block_bytes);
-    fo.read_in_thread = open_.size() < options_.read_threads;
+    fo.decompress_in_thread = open_.size() < options_.decode_threads;
     auto src = FileSource::Open(e.path, fo);
     if (!src.ok()) {
       stats_.errors.emplace_back(src.status().message());

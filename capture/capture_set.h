@@ -43,10 +43,9 @@ struct CaptureSetOptions {
   FileSourceOptions file;  // for each file; read_chunk_bytes is the most an open file gets
   // All open files' read buffers together (the decoders' windows come on top).
   size_t buffer_budget_bytes = size_t{16} << 20;
-  // Files decompressed (compressed) or read (plain regular files) on a thread of their own,
-  // ahead of the parser, while at most this many files are open (0: never). More overlapping
-  // files are decompressed or read inline.
-  size_t read_threads = 4;
+  // Compressed files decompressed on a thread of their own, ahead of the parser, while at most
+  // this many files are open (0: never). More overlapping files decompress inline.
+  size_t decode_threads = 4;
   std::optional<uint64_t> since_ns;  // packets before it are dropped and counted
   std::optional<uint64_t> until_ns;  // packets at or after it are dropped and counted
   std::string filter;                // libpcap filter expression; empty: every packet

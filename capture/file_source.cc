@@ -65,17 +65,14 @@ absl::StatusOr<std::unique_ptr<FileSource>> FileSource::Open(const std::string& 
                              : open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("open ", path));
   uint64_t file_size = 0;
-  bool regular = false;
   struct stat st {};
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-    regular = true;
     file_size = static_cast<uint64_t>(st.st_size);
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   }
   ByteReaderOptions ro;
   ro.input_block_bytes = options.input_block_bytes;
-  ro.decompress_in_thread = options.read_in_thread;
-  ro.read_plain_in_thread = options.read_in_thread && regular;
+  ro.decompress_in_thread = options.decompress_in_thread;
   auto reader = OpenByteReader(fd, path, ro);
   if (!reader.ok()) return reader.status();
   std::unique_ptr<FileSource> src(new FileSource(path, std::move(*reader), file_size, options));

@@ -52,9 +52,8 @@ struct FileSourceOptions {
   size_t read_chunk_bytes = size_t{1} << 20;  // size of each read() (and of the buffer)
   // Compressed bytes read at a time by a decompressing reader (ByteReaderOptions).
   size_t input_block_bytes = size_t{256} << 10;
-  // Decompress (compressed input) or read() (a plain regular file, not a pipe) on a thread of
-  // its own, ahead of the parser (ByteReaderOptions::decompress_in_thread, read_plain_in_thread).
-  bool read_in_thread = false;
+  // Decompress on a thread of its own (ByteReaderOptions::decompress_in_thread).
+  bool decompress_in_thread = false;
   // Largest caplen accepted (libpcap's MAXIMUM_SNAPLEN); a bigger one is damage, not a packet.
   uint32_t max_packet_bytes = 262144;
   // Largest pcapng block accepted (packet blocks also need caplen <= max_packet_bytes).

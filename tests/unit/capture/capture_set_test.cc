@@ -154,7 +154,6 @@ absl::StatusOr<Bytes> ReadAllBytes(const std::string& path, size_t chunk, Bytes*
   ByteReaderOptions o;
   o.input_block_bytes = 4096;  // several refills even for small inputs
   o.decompress_in_thread = threaded;
-  o.read_plain_in_thread = threaded;
   o.decode_block_bytes = 5000;  // blocks that do not line up with anything
   auto r = OpenByteReader(fd, path, o);
   if (!r.ok()) return r.status();

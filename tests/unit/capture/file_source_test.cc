@@ -209,30 +209,6 @@ TEST(FileSourceTest, CorpusWithSmallBufferAndGzip) {
   }
 }
 
-// A plain file read() on a thread of its own (read_in_thread, what CaptureSet asks for) gives
-// the same packets, the same damage and the same final position as reading it inline.
-TEST(FileSourceTest, ReadInThreadMatchesInline) {
-  PGTLS_SKIP_WITHOUT_SHARED();
-  for (const size_t chunk : {size_t{1}, size_t{1} << 20}) {
-    FileSourceOptions threaded;
-    threaded.read_chunk_bytes = chunk;
-    threaded.read_in_thread = true;
-    for (const std::string& path : CorpusFiles()) {
-      SCOPED_TRACE(path);
-      const ReadResult want = ReadFile(path);
-      auto src = FileSource::Open(path, threaded);
-      ASSERT_TRUE(src.ok()) << src.status();
-      EXPECT_FALSE((*src)->compressed());
-      const ReadResult got = ReadAll(**src);
-      ExpectSamePackets(got.packets, want.packets, true);
-      EXPECT_EQ(got.error, want.error);
-      if (want.error.ok()) {
-        EXPECT_EQ((*src)->bytes_read(), (*src)->file_size());
-      }
-    }
-  }
-}
-
 TEST(FileSourceTest, GzipMultiMemberAndTruncated) {
   PGTLS_SKIP_WITHOUT_SHARED();
   TempDir tmp;
@@ -388,26 +364,6 @@ TEST(FileSourceTest, TruncatedRecordGivesPacketsThenError) {
     EXPECT_THAT(std::string(r.error.message()), HasSubstr("truncated"));
     EXPECT_THAT(std::string(r.error.message()), HasSubstr("at offset 256"));
   }
-}
-
-TEST(FileSourceTest, ReadInThreadTruncatedRecordGivesPacketsThenError) {
-  TempDir tmp;
-  Bytes f = PcapHeader();
-  PcapRecord(f, 1, 0, 100, 100, 1);
-  PcapRecord(f, 2, 0, 100, 100, 2);
-  const size_t third = f.size();
-  PcapRecord(f, 3, 0, 100, 100, 3);
-  std::vector<uint8_t> bytes = f.b;
-  bytes.resize(third + 60);
-  const std::string path = tmp.Write("trunc.pcap", bytes);
-  FileSourceOptions threaded;
-  threaded.read_in_thread = true;
-  const ReadResult got = ReadFile(path, threaded);
-  const ReadResult want = ReadFile(path);
-  ASSERT_EQ(got.packets.size(), 2u);
-  ExpectSamePackets(got.packets, want.packets, true);
-  EXPECT_TRUE(absl::IsDataLoss(got.error));
-  EXPECT_EQ(got.error, want.error);
 }
 
 TEST(FileSourceTest, AbsurdCaplenIsAnErrorNotAnAllocation) {
