@@ -145,8 +145,8 @@ int Main(int argc, char** argv) {
                  "worker threads (default 0: the cores available; 1: no threads). One reader "
                  "decodes every packet and hands each connection's to the worker owning it (a "
                  "symmetric hash of the innermost addresses and ports); records and metrics come "
-                 "out as with 1 (first-packet order) while no worker's --max-flows table "
-                 "overflows")
+                 "out as with 1 (first-packet order) while no worker's table (its share of "
+                 "--max-flows) overflows")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
   rp->add_flag("!--no-progress", replay.progress,

@@ -48,11 +48,22 @@ ShardedPipeline::ShardedPipeline(const parser::FlowTrackerConfig& cfg, size_t wo
   inbox_.resize(workers);
   watermarks_.assign(workers, 0);
   workers_.reserve(workers);
+  // --max-flows bounds the whole job, not each worker: the workers share it.
+  parser::FlowTrackerConfig worker_cfg = cfg;
+  worker_cfg.max_flows = std::max<size_t>((cfg.max_flows + workers - 1) / workers, 16);
   for (size_t i = 0; i < workers; ++i) {
     auto w = std::make_unique<Worker>();
     Worker* wp = w.get();
     w->tracker = std::make_unique<parser::FlowTracker>(
-        cfg, [wp](parser::SessionRecord&& r) { wp->local.push_back(std::move(r)); });
+        worker_cfg, [this, wp](parser::SessionRecord&& r) {
+          wp->local.push_back(std::move(r));
+          // At the end of the input the tracker closes every open connection in first-packet
+          // order: hand them over in slices (nothing later can come before this one), so the
+          // records of a table full of open connections are not all in memory at once.
+          if (wp->finishing && wp->local.size() >= kFinishSlice) {
+            Publish(*wp, wp->local.back().sequence + 1);
+          }
+        });
     for (Batch& b : w->ring) {
       b.items.reserve(kBatchItems + 1);
       b.arena.reserve(kBatchBytes + 65536);
@@ -127,6 +138,7 @@ void ShardedPipeline::Work(Worker& w) {
     const bool last = b.last;
     uint64_t watermark = kDone;
     if (last) {
+      w.finishing = true;
       t.Finish();
     } else {
       watermark = t.oldest_pending_sequence().value_or(b.end_index);

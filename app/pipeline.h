@@ -134,6 +134,7 @@ class ShardedPipeline {
   using RecordSink = std::function<void(parser::SessionRecord&&)>;
   static constexpr size_t kBatchItems = 1024;
   static constexpr size_t kBatchBytes = size_t{1} << 20;
+  static constexpr size_t kFinishSlice = 1024;  // records per hand-over at the end
   static constexpr size_t kRingBatches = 4;
 
   ShardedPipeline(const parser::FlowTrackerConfig& cfg, size_t workers, RecordSink sink);
@@ -193,6 +194,7 @@ class ShardedPipeline {
     alignas(64) std::atomic<uint64_t> done{0};  // batches the worker is through with
     bool filling = false;                        // reader: ring[sent % kRingBatches] is open
     std::vector<parser::SessionRecord> local;    // worker: delivered, not yet published
+    bool finishing = false;                      // worker: in FlowTracker::Finish()
     // Guarded by ShardedPipeline::mu_:
     std::vector<parser::SessionRecord> ready;  // published, in increasing sequence
     uint64_t watermark = 0;                    // no record below it is still to be published
