@@ -54,8 +54,8 @@ ShardedPipeline::ShardedPipeline(const parser::FlowTrackerConfig& cfg, size_t wo
   for (size_t i = 0; i < workers; ++i) {
     auto w = std::make_unique<Worker>();
     Worker* wp = w.get();
-    w->tracker = std::make_unique<parser::FlowTracker>(
-        worker_cfg, [this, wp](parser::SessionRecord&& r) {
+    w->tracker =
+        std::make_unique<parser::FlowTracker>(worker_cfg, [this, wp](parser::SessionRecord&& r) {
           wp->local.push_back(std::move(r));
           // At the end of the input the tracker closes every open connection in first-packet
           // order: hand them over in slices (nothing later can come before this one), so the

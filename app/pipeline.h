@@ -192,9 +192,9 @@ class ShardedPipeline {
     std::array<Batch, kRingBatches> ring;
     alignas(64) std::atomic<uint64_t> sent{0};  // batches handed over by the reader
     alignas(64) std::atomic<uint64_t> done{0};  // batches the worker is through with
-    bool filling = false;                        // reader: ring[sent % kRingBatches] is open
-    std::vector<parser::SessionRecord> local;    // worker: delivered, not yet published
-    bool finishing = false;                      // worker: in FlowTracker::Finish()
+    bool filling = false;                       // reader: ring[sent % kRingBatches] is open
+    std::vector<parser::SessionRecord> local;   // worker: delivered, not yet published
+    bool finishing = false;                     // worker: in FlowTracker::Finish()
     // Guarded by ShardedPipeline::mu_:
     std::vector<parser::SessionRecord> ready;  // published, in increasing sequence
     uint64_t watermark = 0;                    // no record below it is still to be published

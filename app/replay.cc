@@ -297,10 +297,9 @@ int RunReplay(const ReplayOptions& opts) {
   if (threads == 1) {
     // The single-threaded path: no queue, no copy.
     Pipeline pipeline(opts.tracker, on_record);
-    ReadCaptures(opts, true, &read, on_progress,
-                 [&pipeline](const capture::RawPacket& pkt, uint64_t /*index*/) {
-                   pipeline.OnPacket(pkt);
-                 });
+    ReadCaptures(
+        opts, true, &read, on_progress,
+        [&pipeline](const capture::RawPacket& pkt, uint64_t /*index*/) { pipeline.OnPacket(pkt); });
     pipeline.Finish();
     progress.Done();
     const parser::FlowTracker* trackers[] = {&pipeline.tracker()};
@@ -308,10 +307,9 @@ int RunReplay(const ReplayOptions& opts) {
   } else {
     // This thread reads and decodes; `threads` workers track the connections (ShardedPipeline).
     ShardedPipeline sharded(opts.tracker, threads, on_record);
-    ReadCaptures(opts, true, &read, on_progress,
-                 [&sharded](const capture::RawPacket& pkt, uint64_t /*index*/) {
-                   sharded.OnPacket(pkt);
-                 });
+    ReadCaptures(
+        opts, true, &read, on_progress,
+        [&sharded](const capture::RawPacket& pkt, uint64_t /*index*/) { sharded.OnPacket(pkt); });
     sharded.Finish();
     progress.Done();
     std::vector<const parser::FlowTracker*> trackers;

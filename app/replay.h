@@ -14,11 +14,11 @@ namespace pgtlsmon::app {
 
 struct ReplayOptions {
   std::vector<std::string> captures;  // files, directories, globs, "-" (capture::CaptureSet)
-  std::string format = "table";  // table | jsonl
-  std::string output;            // empty: standard output
+  std::string format = "table";       // table | jsonl
+  std::string output;                 // empty: standard output
   std::string metrics_file;
   parser::FlowTrackerConfig tracker;
-  int threads = 0;  // 0: the cores available (sched_getaffinity); 1: no worker threads
+  int threads = 0;              // 0: the cores available (sched_getaffinity); 1: no worker threads
   bool progress = true;         // only shown when stderr is a terminal...
   bool force_progress = false;  // ...unless --progress
   std::optional<uint64_t> since_ns;  // --since: packets before it are not read

@@ -12,8 +12,8 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
-#include <span>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <utility>
 #include <vector>

@@ -54,7 +54,10 @@ uint64_t Pow10(uint32_t n) {
 
 FileSource::FileSource(std::string path, std::unique_ptr<ByteReader> reader, uint64_t file_size,
                        const FileSourceOptions& options)
-    : path_(std::move(path)), reader_(std::move(reader)), options_(options), file_size_(file_size) {}
+    : path_(std::move(path)),
+      reader_(std::move(reader)),
+      options_(options),
+      file_size_(file_size) {}
 
 FileSource::~FileSource() = default;
 

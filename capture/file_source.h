@@ -2,10 +2,10 @@
 // gzip, zstd or xz).
 //
 // Reads the file through a ByteReader (capture/byte_reader.h: the compression is recognised by
-// content and decompressed on the fly) with large sequential reads into one reused buffer, and hands out packets in place
-// (RawPacket::data points into that buffer): no per-packet copy or allocation. A record straddling
-// the end of the buffer is moved to its front; a record bigger than the buffer grows it, up to
-// FileSourceOptions::max_block_bytes.
+// content and decompressed on the fly) with large sequential reads into one reused buffer, and
+// hands out packets in place (RawPacket::data points into that buffer): no per-packet copy or
+// allocation. A record straddling the end of the buffer is moved to its front; a record bigger than
+// the buffer grows it, up to FileSourceOptions::max_block_bytes.
 //
 // Formats:
 //  - classic pcap: both byte orders, microsecond (a1b2c3d4) and nanosecond (a1b23c4d) magics,

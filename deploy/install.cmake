@@ -61,7 +61,11 @@ install(FILES ${PGTLS_DEPLOY_DIR}/prometheus/prometheus.yml
 install(DIRECTORY ${PGTLS_DEPLOY_DIR}/grafana/
         DESTINATION ${CMAKE_INSTALL_DATADIR}/pgtlsmon/grafana COMPONENT deploy)
 install(DIRECTORY ${PGTLS_DEPLOY_DIR}/kubernetes/
-        DESTINATION ${CMAKE_INSTALL_DATADIR}/pgtlsmon/kubernetes COMPONENT deploy)
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/pgtlsmon/kubernetes COMPONENT deploy
+        # the replay Job's shell scripts stay runnable (lintian: script-not-executable)
+        FILE_PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ
+        PATTERN "*.sh" PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
+                                   WORLD_READ WORLD_EXECUTE)
 
 file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/deploy)
 include(${PGTLS_DEPLOY_DIR}/package.cmake)

@@ -40,7 +40,8 @@ class HttpServer {
   static constexpr unsigned kConnectionLimit = 2048;
   static constexpr unsigned kIdleTimeoutS = 10;  // libmicrohttpd's connection timeout
   static constexpr auto kRequestHeadTimeout = std::chrono::seconds(10);
-  static constexpr size_t kConnectionMemory = size_t{16} * 1024;  // request head buffer per connection
+  static constexpr size_t kConnectionMemory =
+      size_t{16} * 1024;  // request head buffer per connection
 
   // Starts serving on `listen_addr`, "IP:PORT" or "[IPv6]:PORT" (numeric; port 0 picks a free
   // one, see port()), with the web configuration `web` (default: plain HTTP, no auth).

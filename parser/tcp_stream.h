@@ -34,9 +34,7 @@ class TcpStream {
                   ParseStats* stats);
 
   // In-order bytes not consumed yet.
-  std::span<const uint8_t> data() const {
-    return std::span<const uint8_t>(buf_).subspan(start_);
-  }
+  std::span<const uint8_t> data() const { return std::span<const uint8_t>(buf_).subspan(start_); }
   void Consume(size_t n);
 
   // A hole sits right after data(): nothing more will ever be contiguous.

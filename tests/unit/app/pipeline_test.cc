@@ -91,8 +91,8 @@ std::vector<std::string> Jsons(const Output& run) {
 // The sum of every tracker's counters, as the metrics export them.
 struct Sums {
   uint64_t records = 0, segments = 0, skipped = 0, skipped_bytes = 0;
-  std::vector<uint64_t> evictions = std::vector<uint64_t>(
-      static_cast<size_t>(parser::EvictionReason::kCount), 0);
+  std::vector<uint64_t> evictions =
+      std::vector<uint64_t>(static_cast<size_t>(parser::EvictionReason::kCount), 0);
   bool operator==(const Sums&) const = default;
 };
 void Add(const parser::FlowTracker& t, Sums* s) {
@@ -172,10 +172,8 @@ TEST(CollectStatsTest, IsTheSumOfItsParts) {
   EXPECT_EQ(cs.source, "ebpf:eth0");
   EXPECT_EQ(cs.packets, in.packets);
   EXPECT_EQ(cs.bytes, in.bytes);
-  EXPECT_EQ(cs.skipped_packets,
-            7 + t0.stats().skipped_segments + t1.stats().skipped_segments);
-  EXPECT_EQ(cs.skipped_bytes,
-            700 + t0.stats().skipped_bytes + t1.stats().skipped_bytes);
+  EXPECT_EQ(cs.skipped_packets, 7 + t0.stats().skipped_segments + t1.stats().skipped_segments);
+  EXPECT_EQ(cs.skipped_bytes, 700 + t0.stats().skipped_bytes + t1.stats().skipped_bytes);
   EXPECT_EQ(cs.drops, source.drops);
   EXPECT_EQ(ps.session_log_errors, std::optional<uint64_t>(5));
   EXPECT_EQ(ps.flows_active, t0.active_flows() + t1.active_flows());

@@ -163,9 +163,7 @@ Decoded DecodeFrame(uint32_t linktype, const std::vector<uint8_t>& bytes) {
   return d;
 }
 
-std::vector<uint8_t> PayloadOf(const TcpSegment& s) {
-  return {s.payload.begin(), s.payload.end()};
-}
+std::vector<uint8_t> PayloadOf(const TcpSegment& s) { return {s.payload.begin(), s.payload.end()}; }
 
 void ExpectV4Hello(const Decoded& d) {
   ASSERT_EQ(d.result, ParseResult::kOk);
