@@ -50,7 +50,7 @@ ShardedPipeline::ShardedPipeline(const parser::FlowTrackerConfig& cfg, size_t wo
   workers_.reserve(workers);
   // --max-flows bounds the whole job, not each worker: the workers share it.
   parser::FlowTrackerConfig worker_cfg = cfg;
-  worker_cfg.max_flows = std::max<size_t>((cfg.max_flows + workers - 1) / workers, 16);
+  worker_cfg.max_flows = std::max<size_t>((cfg.max_flows + workers - 1) / workers, 1);
   for (size_t i = 0; i < workers; ++i) {
     auto w = std::make_unique<Worker>();
     Worker* wp = w.get();
