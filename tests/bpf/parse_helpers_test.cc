@@ -11,7 +11,7 @@
 #include <span>
 #include <vector>
 
-#include "tests/bpf/tunnel_frames.h"
+#include "tests/testing/tunnel_frames.h"
 #include "tests/testing/packet_builder.h"
 
 namespace {

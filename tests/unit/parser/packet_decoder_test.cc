@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "tests/testing/tunnel_frames.h"
+
 namespace pgtlsmon::parser {
 namespace {
 
@@ -623,7 +625,7 @@ void ExpectPrefixesDecode(uint32_t linktype, const std::vector<uint8_t>& frame) 
     ParseStats stats;
     const ParseResult r =
         DecodeTcpSegment(linktype, std::span<const uint8_t>(prefix.get(), n), &seg, &stats);
-    SCOPED_TRACE(testing::Message()
+    SCOPED_TRACE(::testing::Message()
                  << "linktype " << linktype << " size " << frame.size() << " prefix " << n);
     if (n < header_end) {
       EXPECT_TRUE(r == ParseResult::kMalformed || r == ParseResult::kNotThisProtocol);
@@ -664,71 +666,18 @@ void OuterIp(Frame& f, bool v6, size_t l4_len, uint8_t proto, uint16_t frag = 0x
   f.U8(64).U8(proto).U16(0).Bytes(kOuterSrc4).Bytes(kOuterDst4);
 }
 
-// Ethernet / outer IP / `proto` / `inner`.
-std::vector<uint8_t> Underlay(bool v6, uint8_t proto, const std::vector<uint8_t>& inner,
-                              uint16_t frag = 0x4000) {
-  Frame f;
-  Ethernet(f, v6 ? 0x86dd : 0x0800);
-  OuterIp(f, v6, inner.size(), proto, frag);
-  f.Bytes(inner);
-  return f.b;
-}
-
-// UDP to `dport` carrying `body`.
-std::vector<uint8_t> Udp(uint16_t dport, const std::vector<uint8_t>& body) {
-  Frame f;
-  f.U16(54321).U16(dport).U16(static_cast<uint32_t>(8 + body.size())).U16(0).Bytes(body);
-  return f.b;
-}
-
-std::vector<uint8_t> Vxlan(uint32_t vni, const std::vector<uint8_t>& eth, uint8_t flags = 0x08) {
-  Frame f;
-  f.U8(flags).U8(0).U16(0);  // flags (I), reserved
-  f.U32(vni << 8);           // VNI, reserved
-  return f.Bytes(eth).b;
-}
-
-std::vector<uint8_t> Geneve(uint32_t vni, uint16_t proto, const std::vector<uint8_t>& payload,
-                            uint8_t version = 0) {
-  Frame f;
-  f.U8(static_cast<uint32_t>(version << 6) | 3);                 // version, options: 3 words
-  f.U8(0);                                                       // O, C, reserved
-  f.U16(proto);                                                  // protocol type
-  f.U32(vni << 8);                                               // VNI, reserved
-  f.U16(0x0102).U8(0x80).U8(2).U32(0xdeadbeef).U32(0xcafef00d);  // an option with 8 data bytes
-  return f.Bytes(payload).b;
-}
-
-constexpr uint32_t kGreC = 0x8000, kGreK = 0x2000, kGreS = 0x1000;
-
-std::vector<uint8_t> Gre(uint32_t flags, uint16_t proto, uint32_t key,
-                         const std::vector<uint8_t>& payload) {
-  Frame f;
-  f.U16(flags).U16(proto);
-  if (flags & kGreC) f.U16(0xabcd).U16(0);  // checksum, offset
-  if (flags & kGreK) f.U32(key);
-  if (flags & kGreS) f.U32(77);  // sequence number
-  return f.Bytes(payload).b;
-}
-
-std::vector<uint8_t> Erspan2(uint16_t session, const std::vector<uint8_t>& eth) {
-  Frame f;
-  f.U16(0x1000 | 100);      // version 1, VLAN 100
-  f.U16(session & 0x3ffu);  // COS, En, T, session ID
-  f.U32(7);                 // reserved, index
-  return Gre(kGreS, 0x88be, 0, f.Bytes(eth).b);
-}
-
-std::vector<uint8_t> Erspan3(uint16_t session, bool subheader, const std::vector<uint8_t>& eth) {
-  Frame f;
-  f.U16(0x2000 | 100);                 // version 2, VLAN 100
-  f.U16(session & 0x3ffu);             // COS, BSO, T, session ID
-  f.U32(0x11223344);                   // timestamp
-  f.U16(0);                            // SGT
-  f.U16(subheader ? 1 : 0);            // P, FT = 0 (Ethernet), HW ID, D, Gra, O
-  if (subheader) f.U32(0x5).U32(0x6);  // platform-specific subheader
-  return Gre(kGreS, 0x22eb, 0, f.Bytes(eth).b);
-}
+// The encapsulations (outer Ethernet / IP from 192.0.2.1 to 192.0.2.2 or 2001:db8:ff00::1 to
+// ::2, UDP, VXLAN, GENEVE with options, GRE, ERSPAN II/III) are those the eBPF tests use too.
+using pgtlsmon::testing::tunnel::Erspan2;
+using pgtlsmon::testing::tunnel::Erspan3;
+using pgtlsmon::testing::tunnel::Geneve;
+using pgtlsmon::testing::tunnel::Gre;
+using pgtlsmon::testing::tunnel::kGreC;
+using pgtlsmon::testing::tunnel::kGreK;
+using pgtlsmon::testing::tunnel::kGreS;
+using pgtlsmon::testing::tunnel::Outer;
+using pgtlsmon::testing::tunnel::Udp;
+using pgtlsmon::testing::tunnel::Vxlan;
 
 const std::vector<uint8_t> kInnerEth4 = EthIpv4Frame();
 const std::vector<uint8_t> kInnerIp4 = Without(EthIpv4Frame(), 14);
@@ -755,9 +704,8 @@ TEST(TunnelDecoderTest, BareFramesHaveNoTunnel) {
 TEST(TunnelDecoderTest, VxlanOnBothDefaultPortsAndUnderlays) {
   for (bool v6 : {false, true}) {
     for (uint16_t port : {uint16_t{4789}, uint16_t{8472}}) {
-      SCOPED_TRACE(testing::Message() << "v6 " << v6 << " port " << port);
-      const Decoded d =
-          DecodeFrame(kEthernet, Underlay(v6, 17, Udp(port, Vxlan(4242, kInnerEth4))));
+      SCOPED_TRACE(::testing::Message() << "v6 " << v6 << " port " << port);
+      const Decoded d = DecodeFrame(kEthernet, Outer(v6, 17, Udp(port, Vxlan(4242, kInnerEth4))));
       ExpectV4Hello(d);
       ExpectTunnel(d, TunnelType::kVxlan, 4242, v6);
     }
@@ -765,7 +713,7 @@ TEST(TunnelDecoderTest, VxlanOnBothDefaultPortsAndUnderlays) {
 }
 
 TEST(TunnelDecoderTest, TunnelPortsAreConfigurable) {
-  const auto frame = Underlay(false, 17, Udp(9999, Vxlan(1, kInnerEth4)));
+  const auto frame = Outer(false, 17, Udp(9999, Vxlan(1, kInnerEth4)));
   EXPECT_EQ(DecodeFrame(kEthernet, frame).result, ParseResult::kNotThisProtocol);
   DecapConfig cfg;
   cfg.vxlan_ports = {9999};
@@ -775,17 +723,16 @@ TEST(TunnelDecoderTest, TunnelPortsAreConfigurable) {
   ASSERT_EQ(DecodeTcpSegment(kEthernet, frame, cfg, &seg, &stats), ParseResult::kOk);
   EXPECT_EQ(seg.tunnel.type, TunnelType::kVxlan);
   // The default ports are replaced, not added to.
-  const auto default_port = Underlay(false, 17, Udp(4789, Vxlan(1, kInnerEth4)));
+  const auto default_port = Outer(false, 17, Udp(4789, Vxlan(1, kInnerEth4)));
   EXPECT_EQ(DecodeTcpSegment(kEthernet, default_port, cfg, &seg, &stats),
             ParseResult::kNotThisProtocol);
 }
 
 TEST(TunnelDecoderTest, GeneveWithOptions) {
-  ExpectTunnel(
-      DecodeFrame(kEthernet, Underlay(false, 17, Udp(6081, Geneve(7, 0x6558, kInnerEth4)))),
-      TunnelType::kGeneve, 7, false);
+  ExpectTunnel(DecodeFrame(kEthernet, Outer(false, 17, Udp(6081, Geneve(7, 0x6558, kInnerEth4)))),
+               TunnelType::kGeneve, 7, false);
   const Decoded ip =
-      DecodeFrame(kEthernet, Underlay(true, 17, Udp(6081, Geneve(8, 0x86dd, kInnerIp6))));
+      DecodeFrame(kEthernet, Outer(true, 17, Udp(6081, Geneve(8, 0x86dd, kInnerIp6))));
   ExpectV6Hello(ip);
   ExpectTunnel(ip, TunnelType::kGeneve, 8, true);
 }
@@ -793,33 +740,33 @@ TEST(TunnelDecoderTest, GeneveWithOptions) {
 TEST(TunnelDecoderTest, GreFlagCombinationsAndPayloads) {
   for (uint32_t flags :
        {0u, kGreC, kGreK, kGreS, kGreC | kGreK, kGreK | kGreS, kGreC | kGreK | kGreS}) {
-    SCOPED_TRACE(testing::Message() << "flags " << flags);
+    SCOPED_TRACE(::testing::Message() << "flags " << flags);
     const std::optional<uint32_t> id =
         (flags & kGreK) ? std::optional<uint32_t>(0x01020304) : std::nullopt;
     const Decoded v4 =
-        DecodeFrame(kEthernet, Underlay(false, 47, Gre(flags, 0x0800, 0x01020304, kInnerIp4)));
+        DecodeFrame(kEthernet, Outer(false, 47, Gre(flags, 0x0800, 0x01020304, kInnerIp4)));
     ExpectV4Hello(v4);
     ExpectTunnel(v4, TunnelType::kGre, id, false);
     const Decoded v6 =
-        DecodeFrame(kEthernet, Underlay(true, 47, Gre(flags, 0x86dd, 0x01020304, kInnerIp6)));
+        DecodeFrame(kEthernet, Outer(true, 47, Gre(flags, 0x86dd, 0x01020304, kInnerIp6)));
     ExpectV6Hello(v6);
     ExpectTunnel(v6, TunnelType::kGre, id, true);
     const Decoded tap =
-        DecodeFrame(kEthernet, Underlay(false, 47, Gre(flags, 0x6558, 0x01020304, kInnerEth4)));
+        DecodeFrame(kEthernet, Outer(false, 47, Gre(flags, 0x6558, 0x01020304, kInnerEth4)));
     ExpectV4Hello(tap);
     ExpectTunnel(tap, TunnelType::kGre, id, false);
   }
 }
 
 TEST(TunnelDecoderTest, ErspanTypes) {
-  const Decoded t1 = DecodeFrame(kEthernet, Underlay(false, 47, Gre(0, 0x88be, 0, kInnerEth4)));
+  const Decoded t1 = DecodeFrame(kEthernet, Outer(false, 47, Gre(0, 0x88be, 0, kInnerEth4)));
   ExpectV4Hello(t1);
   ExpectTunnel(t1, TunnelType::kErspan, std::nullopt, false);
-  const Decoded t2 = DecodeFrame(kEthernet, Underlay(false, 47, Erspan2(513, kInnerEth4)));
+  const Decoded t2 = DecodeFrame(kEthernet, Outer(false, 47, Erspan2(513, kInnerEth4)));
   ExpectV4Hello(t2);
   ExpectTunnel(t2, TunnelType::kErspan, 513, false);
   for (bool sub : {false, true}) {
-    const Decoded t3 = DecodeFrame(kEthernet, Underlay(true, 47, Erspan3(1023, sub, kInnerEth4)));
+    const Decoded t3 = DecodeFrame(kEthernet, Outer(true, 47, Erspan3(1023, sub, kInnerEth4)));
     ExpectV4Hello(t3);
     ExpectTunnel(t3, TunnelType::kErspan, 1023, true);
   }
@@ -827,10 +774,10 @@ TEST(TunnelDecoderTest, ErspanTypes) {
 
 TEST(TunnelDecoderTest, IpInIp) {
   for (bool outer_v6 : {false, true}) {
-    const Decoded v4 = DecodeFrame(kEthernet, Underlay(outer_v6, 4, kInnerIp4));
+    const Decoded v4 = DecodeFrame(kEthernet, Outer(outer_v6, 4, kInnerIp4));
     ExpectV4Hello(v4);
     ExpectTunnel(v4, TunnelType::kIpip, std::nullopt, outer_v6);
-    const Decoded v6 = DecodeFrame(kEthernet, Underlay(outer_v6, 41, kInnerIp6));
+    const Decoded v6 = DecodeFrame(kEthernet, Outer(outer_v6, 41, kInnerIp6));
     ExpectV6Hello(v6);
     ExpectTunnel(v6, TunnelType::kIpip, std::nullopt, outer_v6);
   }
@@ -838,8 +785,8 @@ TEST(TunnelDecoderTest, IpInIp) {
 
 TEST(TunnelDecoderTest, NestedTunnelsReportTheOutermostAndCapTheDepth) {
   // VXLAN in GRE: the record's tunnel is the GRE layer; both layers count.
-  const auto vxlan = Underlay(false, 17, Udp(4789, Vxlan(5, kInnerEth4)));
-  const Decoded d = DecodeFrame(kEthernet, Underlay(true, 47, Gre(kGreK, 0x6558, 9, vxlan)));
+  const auto vxlan = Outer(false, 17, Udp(4789, Vxlan(5, kInnerEth4)));
+  const Decoded d = DecodeFrame(kEthernet, Outer(true, 47, Gre(kGreK, 0x6558, 9, vxlan)));
   ExpectV4Hello(d);
   ExpectTunnel(d, TunnelType::kGre, 9, true);
   EXPECT_EQ(d.stats.tunnel_packets[static_cast<size_t>(TunnelType::kVxlan)], 1u);
@@ -851,7 +798,7 @@ TEST(TunnelDecoderTest, NestedTunnelsReportTheOutermostAndCapTheDepth) {
     OuterIp(f, false, ip.size(), 4);
     ip = f.Bytes(ip).b;
     const Decoded n = DecodeFrame(kIpv4, ip);
-    SCOPED_TRACE(testing::Message() << "depth " << depth);
+    SCOPED_TRACE(::testing::Message() << "depth " << depth);
     if (depth <= kMaxTunnelDepth) {
       ExpectV4Hello(n);
     } else {
@@ -868,28 +815,27 @@ TEST(TunnelDecoderTest, BadTunnelsAreCountedByReason) {
     Reason reason;
   };
   const std::vector<Case> cases = {
-      {"VXLAN without the I flag", Underlay(false, 17, Udp(4789, Vxlan(1, kInnerEth4, 0))),
+      {"VXLAN without the I flag", Outer(false, 17, Udp(4789, Vxlan(1, kInnerEth4, 0))),
        Reason::kBadHeader},
-      {"GENEVE version 1", Underlay(false, 17, Udp(6081, Geneve(1, 0x6558, kInnerEth4, 1))),
+      {"GENEVE version 1", Outer(false, 17, Udp(6081, Geneve(1, 0x6558, kInnerEth4, 3, 1))),
        Reason::kBadHeader},
-      {"GENEVE carrying MPLS", Underlay(false, 17, Udp(6081, Geneve(1, 0x8847, kInnerEth4))),
+      {"GENEVE carrying MPLS", Outer(false, 17, Udp(6081, Geneve(1, 0x8847, kInnerEth4))),
        Reason::kUnsupportedProtocol},
-      {"GRE version 1 (PPTP)", Underlay(false, 47, Gre(1, 0x880b, 0, kInnerIp4)),
-       Reason::kBadHeader},
-      {"GRE carrying MPLS", Underlay(false, 47, Gre(0, 0x8847, 0, kInnerIp4)),
+      {"GRE version 1 (PPTP)", Outer(false, 47, Gre(1, 0x880b, 0, kInnerIp4)), Reason::kBadHeader},
+      {"GRE carrying MPLS", Outer(false, 47, Gre(0, 0x8847, 0, kInnerIp4)),
        Reason::kUnsupportedProtocol},
-      {"GRE with source routing", Underlay(false, 47, Gre(0x4000, 0x0800, 0, kInnerIp4)),
+      {"GRE with source routing", Outer(false, 47, Gre(0x4000, 0x0800, 0, kInnerIp4)),
        Reason::kUnsupportedProtocol},
-      {"a fragment of GRE", Underlay(false, 47, Gre(0, 0x0800, 0, kInnerIp4), 0x2000),
+      {"a fragment of GRE", Outer(false, 47, Gre(0, 0x0800, 0, kInnerIp4), 0x2000),
        Reason::kIpFragment},
-      {"a fragment of IP in IP", Underlay(false, 4, kInnerIp4, 0x0010), Reason::kIpFragment},
+      {"a fragment of IP in IP", Outer(false, 4, kInnerIp4, 0x0010), Reason::kIpFragment},
       {"a first fragment to the VXLAN port",
-       Underlay(false, 17, Udp(4789, Vxlan(1, kInnerEth4)), 0x2000), Reason::kIpFragment},
+       Outer(false, 17, Udp(4789, Vxlan(1, kInnerEth4)), 0x2000), Reason::kIpFragment},
       {"a UDP length past the IP length",
        [] {
          auto u = Udp(4789, Vxlan(1, kInnerEth4));
          u[4] = 0xff;
-         return Underlay(false, 17, u);
+         return Outer(false, 17, u);
        }(),
        Reason::kBadLength},
   };
@@ -901,7 +847,7 @@ TEST(TunnelDecoderTest, BadTunnelsAreCountedByReason) {
     EXPECT_EQ(d.stats.Total(), 1u);
   }
   // A later fragment of UDP cannot be told from any other UDP: not ours, not counted.
-  const Decoded later = DecodeFrame(kEthernet, Underlay(false, 17, Udp(4789, {}), 0x0010));
+  const Decoded later = DecodeFrame(kEthernet, Outer(false, 17, Udp(4789, {}), 0x0010));
   EXPECT_EQ(later.result, ParseResult::kNotThisProtocol);
   EXPECT_EQ(later.stats.Total(), 0u);
 }
@@ -909,19 +855,19 @@ TEST(TunnelDecoderTest, BadTunnelsAreCountedByReason) {
 // Every prefix of every wrapped frame: no read past the end (ASan), one count per drop, and
 // the inner payload once the headers are whole (a snap length cut inside the inner payload).
 TEST(TunnelDecoderTest, TruncationSweep) {
-  const auto vxlan = Underlay(false, 17, Udp(4789, Vxlan(5, kInnerEth4)));
+  const auto vxlan = Outer(false, 17, Udp(4789, Vxlan(5, kInnerEth4)));
   const std::vector<std::vector<uint8_t>> frames = {
       vxlan,
-      Underlay(true, 17, Udp(8472, Vxlan(5, kInnerEth4))),
-      Underlay(false, 17, Udp(6081, Geneve(7, 0x6558, kInnerEth4))),
-      Underlay(false, 47, Gre(kGreC | kGreK | kGreS, 0x0800, 3, kInnerIp4)),
-      Underlay(false, 47, Gre(kGreK, 0x6558, 3, kInnerEth4)),
-      Underlay(false, 47, Gre(0, 0x88be, 0, kInnerEth4)),
-      Underlay(false, 47, Erspan2(4, kInnerEth4)),
-      Underlay(true, 47, Erspan3(4, true, kInnerEth4)),
-      Underlay(false, 41, kInnerIp6),
-      Underlay(true, 4, kInnerIp4),
-      Underlay(true, 47, Gre(kGreK, 0x6558, 9, vxlan)),
+      Outer(true, 17, Udp(8472, Vxlan(5, kInnerEth4))),
+      Outer(false, 17, Udp(6081, Geneve(7, 0x6558, kInnerEth4))),
+      Outer(false, 47, Gre(kGreC | kGreK | kGreS, 0x0800, 3, kInnerIp4)),
+      Outer(false, 47, Gre(kGreK, 0x6558, 3, kInnerEth4)),
+      Outer(false, 47, Gre(0, 0x88be, 0, kInnerEth4)),
+      Outer(false, 47, Erspan2(4, kInnerEth4)),
+      Outer(true, 47, Erspan3(4, true, kInnerEth4)),
+      Outer(false, 41, kInnerIp6),
+      Outer(true, 4, kInnerIp4),
+      Outer(true, 47, Gre(kGreK, 0x6558, 9, vxlan)),
   };
   for (const auto& frame : frames) {
     ASSERT_EQ(DecodeFrame(kEthernet, frame).result, ParseResult::kOk);

@@ -1,7 +1,8 @@
-// tests/bpf/tunnel_frames.h: wraps frames from tests/testing/packet_builder.h in the
+// tests/testing/tunnel_frames.h: wraps frames from tests/testing/packet_builder.h in the
 // encapsulations the eBPF programs strip (VXLAN, GENEVE, GRE/GRETAP, ERSPAN I/II/III, IP in IP),
-// laid out as parser/packet_decoder.cc reads them, for BPF_PROG_TEST_RUN. The outer frame is
-// Ethernet / underlay IP (192.0.2.1 -> 192.0.2.2 or 2001:db8:ff00::1 -> ::2) / tunnel / inner.
+// laid out as parser/packet_decoder.cc reads them: for the decoder's unit tests and for
+// BPF_PROG_TEST_RUN. The outer frame is Ethernet / underlay IP
+// (192.0.2.1 -> 192.0.2.2 or 2001:db8:ff00::1 -> ::2) / tunnel / inner.
 // Lengths are filled in; checksums are left 0 (nothing here verifies them).
 #pragma once
 
