@@ -23,8 +23,8 @@
 #include "capture/bpf_abi.h"
 #include "capture/bpf_common.h"
 #include "capture/bpf_source.h"
-#include "tests/testing/tunnel_frames.h"
 #include "tests/testing/packet_builder.h"
+#include "tests/testing/tunnel_frames.h"
 
 namespace {
 

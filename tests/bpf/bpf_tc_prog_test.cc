@@ -18,8 +18,8 @@
 #include "capture/bpf_abi.h"
 #include "capture/bpf_source.h"
 #include "capture_tc.skel.h"
-#include "tests/testing/tunnel_frames.h"
 #include "tests/testing/packet_builder.h"
+#include "tests/testing/tunnel_frames.h"
 
 namespace {
 

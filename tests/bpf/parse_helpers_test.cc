@@ -11,8 +11,8 @@
 #include <span>
 #include <vector>
 
-#include "tests/testing/tunnel_frames.h"
 #include "tests/testing/packet_builder.h"
+#include "tests/testing/tunnel_frames.h"
 
 namespace {
 
