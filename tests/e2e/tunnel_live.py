@@ -514,7 +514,10 @@ def run_mirror(args, t, work):
                     d1 = (after[0] - before[0], after[1] - before[1])
                     log("without the nftables rule: %d ICMP, %d ICMPv6 destination unreachable "
                         "sent by the monitor" % d1)
-                    t.ok(d1[0] > 0 and d1[1] > 0, "without the drop rule the monitor should "
+                    # Either family will do: the kernel rate-limits ICMP errors per peer and
+                    # globally, and one CI run saw IPv4 answer none of a burst of copies (the
+                    # ERSPAN control below still needs both families to answer).
+                    t.ok(d1[0] + d1[1] > 0, "without the drop rule the monitor should "
                          "answer the mirrored UDP (ICMP %d, ICMPv6 %d)" % d1)
                     g1 = send_erspan(topo)
                     log("without the nftables rule: %d ERSPAN II packets over IPv4 and over IPv6 "
