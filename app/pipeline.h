@@ -127,8 +127,8 @@ class Pipeline {
 // shard can be older); the reader thread interleaves the shards by sequence and calls `sink`
 // with each record in the single-thread order, from OnPacket now and then and from Finish.
 // Counters: packets, bytes and decode errors are the reader's; every tracker counts its
-// segments; their sums equal a single pipeline's (except table-full evictions: --max-flows
-// bounds each shard's table).
+// segments; their sums equal a single pipeline's (table-full evictions too while the hash
+// spreads connections evenly: the workers share --max-flows, each holding its share).
 class ShardedPipeline {
  public:
   using RecordSink = std::function<void(parser::SessionRecord&&)>;

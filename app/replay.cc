@@ -131,28 +131,26 @@ capture::CaptureSetOptions CaptureOptions(const ReplayOptions& opts) {
 
 // Reads every capture as one time-ordered stream (capture::CaptureSet: files, directories and
 // globs; rotated files one after the other, overlapping ones merged by timestamp) and hands
-// each packet to `on_packet` with its index among all packets delivered. `report` (one reader
-// of several only) feeds the progress callback, called as progress(const CaptureSet&, packets).
+// each packet to `on_packet`; progress(const CaptureSet&, packets so far) follows each packet.
 // Errors (damaged files, ...) end up in totals->files.errors and make totals->rc 1; the job
 // goes on. Both callbacks are templates: no indirect call per packet.
 template <typename ProgressFn, typename OnPacket>
-void ReadCaptures(const ReplayOptions& opts, bool report, ReadTotals* totals, ProgressFn&& progress,
+void ReadCaptures(const ReplayOptions& opts, ReadTotals* totals, ProgressFn&& progress,
                   OnPacket&& on_packet) {
   auto set = capture::CaptureSet::Open(opts.captures, CaptureOptions(opts));
   if (!set.ok()) {  // the filter; main() validated it already
-    if (report) fmt::print(stderr, "pgtlsmon: {}\n", std::string(set.status().message()));
+    fmt::print(stderr, "pgtlsmon: {}\n", std::string(set.status().message()));
     totals->rc = 1;
     return;
   }
   capture::CaptureSet& input = **set;
-  uint64_t index = 0;
+  uint64_t packets = 0;
   capture::RawPacket pkt;
   while (true) {
     auto more = input.Next(&pkt);
     if (!more.ok() || !*more) break;  // CaptureSet::Next keeps its errors in stats()
-    on_packet(pkt, index);
-    ++index;
-    if (report) progress(input, index);
+    on_packet(pkt);
+    progress(input, ++packets);
   }
   totals->files = input.stats();
   totals->caplen_over_len = totals->files.caplen_over_len;
@@ -297,9 +295,8 @@ int RunReplay(const ReplayOptions& opts) {
   if (threads == 1) {
     // The single-threaded path: no queue, no copy.
     Pipeline pipeline(opts.tracker, on_record);
-    ReadCaptures(
-        opts, true, &read, on_progress,
-        [&pipeline](const capture::RawPacket& pkt, uint64_t /*index*/) { pipeline.OnPacket(pkt); });
+    ReadCaptures(opts, &read, on_progress,
+                 [&pipeline](const capture::RawPacket& pkt) { pipeline.OnPacket(pkt); });
     pipeline.Finish();
     progress.Done();
     const parser::FlowTracker* trackers[] = {&pipeline.tracker()};
@@ -307,9 +304,8 @@ int RunReplay(const ReplayOptions& opts) {
   } else {
     // This thread reads and decodes; `threads` workers track the connections (ShardedPipeline).
     ShardedPipeline sharded(opts.tracker, threads, on_record);
-    ReadCaptures(
-        opts, true, &read, on_progress,
-        [&sharded](const capture::RawPacket& pkt, uint64_t /*index*/) { sharded.OnPacket(pkt); });
+    ReadCaptures(opts, &read, on_progress,
+                 [&sharded](const capture::RawPacket& pkt) { sharded.OnPacket(pkt); });
     sharded.Finish();
     progress.Done();
     std::vector<const parser::FlowTracker*> trackers;
