@@ -17,15 +17,22 @@
 //                              TLS 1.3 success, 1 a TLS 1.2 ECDHE success, 2 a HelloRetryRequest,
 //                              3 a failure (version too low)
 //   BM_WhatIfCachedHello       --what-if: Annotate() of a connection whose hello shape is cached
+//   BM_FileSourcePcap          FileSource::Next over a 200 000-record classic pcap in tmpfs
+//                              (the record walker alone: no decoding), per record
+//   BM_FileSourcePcapNg        the same records as pcapng Enhanced Packet Blocks
 //
 // Run: build-release/bench/pgtls_micro (add --benchmark_filter=Hello to pick).
 #include <benchmark/benchmark.h>
 #include <malloc.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include "capture/file_source.h"
 #include "exporter/record_json.h"
 #include "parser/flow_tracker.h"
 #include "parser/packet_decoder.h"
@@ -396,6 +403,89 @@ void BM_WhatIfCachedHello(benchmark::State& state) {
       static_cast<double>(st.cache_hits) / static_cast<double>(st.cache_hits + st.cache_misses);
 }
 BENCHMARK(BM_WhatIfCachedHello);
+
+// A capture file of `records` 200-byte packets in /dev/shm (tmpfs: no disk in the figure),
+// written once per format and removed at exit.
+class CaptureFile {
+ public:
+  CaptureFile(bool pcapng, int records)
+      : path_(std::string("/dev/shm/pgtls_micro_") + (pcapng ? "ng" : "pcap") + ".tmp") {
+    Bytes b;
+    auto le32 = [&b](uint32_t v) {
+      for (int i = 0; i < 4; ++i) U8(&b, (v >> (8 * i)) & 0xff);
+    };
+    auto le16 = [&b](unsigned v) {
+      U8(&b, v & 0xff);
+      U8(&b, v >> 8);
+    };
+    const Bytes payload(200, 0x5a);
+    if (pcapng) {
+      le32(0x0a0d0d0a), le32(28), le32(0x1a2b3c4d), le16(1), le16(0);
+      le32(0xffffffff), le32(0xffffffff), le32(28);
+      le32(1), le32(20), le16(1), le16(0), le32(65535), le32(20);
+    } else {
+      le32(0xa1b2c3d4), le16(2), le16(4), le32(0), le32(0), le32(65535), le32(1);
+    }
+    for (int i = 0; i < records; ++i) {
+      const auto ts = static_cast<uint32_t>(i);
+      if (pcapng) {
+        le32(6), le32(32 + 200), le32(0), le32(0), le32(ts), le32(200), le32(200);
+        Append(&b, payload);
+        le32(32 + 200);
+      } else {
+        le32(ts), le32(0), le32(200), le32(200);
+        Append(&b, payload);
+      }
+    }
+    std::FILE* f = std::fopen(path_.c_str(), "wb");
+    if (f == nullptr || std::fwrite(b.data(), 1, b.size(), f) != b.size() || std::fclose(f) != 0) {
+      std::perror(path_.c_str());
+      std::exit(1);
+    }
+  }
+  ~CaptureFile() { std::remove(path_.c_str()); }
+  CaptureFile(const CaptureFile&) = delete;
+  CaptureFile& operator=(const CaptureFile&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+void ReadAll(benchmark::State& state, const CaptureFile& file) {
+  int64_t records = 0;
+  for (auto _ : state) {
+    auto src = capture::FileSource::Open(file.path());
+    if (!src.ok()) {
+      state.SkipWithError(std::string(src.status().message()).c_str());
+      return;
+    }
+    capture::RawPacket pkt;
+    uint64_t bytes = 0;
+    for (;;) {
+      auto more = (*src)->Next(&pkt);
+      if (!more.ok() || !*more) break;
+      bytes += pkt.caplen;
+      ++records;
+    }
+    benchmark::DoNotOptimize(bytes);
+  }
+  state.SetItemsProcessed(records);
+}
+
+constexpr int kFileRecords = 200000;
+
+void BM_FileSourcePcap(benchmark::State& state) {
+  static const CaptureFile file(false, kFileRecords);
+  ReadAll(state, file);
+}
+BENCHMARK(BM_FileSourcePcap)->Unit(benchmark::kMillisecond);
+
+void BM_FileSourcePcapNg(benchmark::State& state) {
+  static const CaptureFile file(true, kFileRecords);
+  ReadAll(state, file);
+}
+BENCHMARK(BM_FileSourcePcapNg)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace pgtlsmon::parser
