@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <span>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -33,16 +34,40 @@ constexpr uint16_t kOptIfTsoffset = 14;
 
 constexpr uint32_t kLinkTypeMask = 0x03ffffff;  // upper bits of the pcap header's field: FCS info
 constexpr uint64_t kNsPerSec = 1000000000;
-constexpr size_t kMinBufferBytes = 64 * 1024;
+constexpr size_t kMinBufferBytes = size_t{64} << 10;
 
 uint32_t Swap32(uint32_t v) { return __builtin_bswap32(v); }
-uint16_t Swap16(uint16_t v) { return __builtin_bswap16(v); }
 
-uint32_t Native32(const uint8_t* p) {
-  uint32_t v = 0;
-  std::memcpy(&v, p, sizeof v);
+// A fixed-size field at `off` of a record or block whose length the caller has checked
+// (span::subspan asserts it in builds with _GLIBCXX_ASSERTIONS), in native byte order.
+template <typename T>
+T Load(std::span<const uint8_t> bytes, size_t off) {
+  T v{};
+  std::memcpy(&v, bytes.subspan(off, sizeof v).data(), sizeof v);
   return v;
 }
+
+// The fields of one record or block, in the file's (or pcapng section's) byte order.
+class Fields {
+ public:
+  Fields(std::span<const uint8_t> bytes, bool swapped) : bytes_(bytes), swapped_(swapped) {}
+  uint16_t U16(size_t off) const {
+    const auto v = Load<uint16_t>(bytes_, off);
+    return swapped_ ? __builtin_bswap16(v) : v;
+  }
+  uint32_t U32(size_t off) const {
+    const auto v = Load<uint32_t>(bytes_, off);
+    return swapped_ ? __builtin_bswap32(v) : v;
+  }
+  uint64_t U64(size_t off) const {
+    const auto v = Load<uint64_t>(bytes_, off);
+    return swapped_ ? __builtin_bswap64(v) : v;
+  }
+
+ private:
+  std::span<const uint8_t> bytes_;
+  bool swapped_;
+};
 
 uint64_t Pow10(uint32_t n) {
   uint64_t v = 1;
@@ -94,17 +119,6 @@ absl::Status FileSource::Truncated(uint64_t at, absl::string_view what, uint64_t
       avail(), compressed_ ? " (offsets in the decompressed stream)" : ""));
 }
 
-uint16_t FileSource::Rd16(const uint8_t* p) const {
-  uint16_t v = 0;
-  std::memcpy(&v, p, sizeof v);
-  return swapped_ ? Swap16(v) : v;
-}
-
-uint32_t FileSource::Rd32(const uint8_t* p) const {
-  const uint32_t v = Native32(p);
-  return swapped_ ? Swap32(v) : v;
-}
-
 uint32_t FileSource::CaplenLimit(uint32_t snaplen) const {
   // A snaplen of 0 or beyond our maximum is a writer's bug or "unlimited": use the maximum.
   return (options_.strict_snaplen && snaplen != 0 && snaplen < options_.max_packet_bytes)
@@ -112,29 +126,26 @@ uint32_t FileSource::CaplenLimit(uint32_t snaplen) const {
              : options_.max_packet_bytes;
 }
 
-absl::StatusOr<size_t> FileSource::ReadSome(uint8_t* dst, size_t n) {
-  return reader_->Read(dst, n);
-}
-
 absl::StatusOr<bool> FileSource::Fill(size_t need) {
   if (avail() >= need) return true;
   if (need > cap_) {
     const size_t new_cap = std::max(need, options_.read_chunk_bytes);
     auto bigger = std::make_unique_for_overwrite<uint8_t[]>(new_cap);
-    std::memcpy(bigger.get(), buf_.get() + pos_, avail());
+    std::ranges::copy(window(), bigger.get());
     buf_ = std::move(bigger);
     cap_ = new_cap;
     base_offset_ += pos_;
     end_ -= pos_;
     pos_ = 0;
   } else if (cap_ - pos_ < need) {
-    std::memmove(buf_.get(), buf_.get() + pos_, avail());
+    std::ranges::copy(window(), storage().begin());  // to the front: copy() allows the overlap
     base_offset_ += pos_;
     end_ -= pos_;
     pos_ = 0;
   }
   while (avail() < need && !eof_) {
-    auto got = ReadSome(buf_.get() + end_, cap_ - end_);
+    const std::span<uint8_t> free = storage().subspan(end_);
+    auto got = reader_->Read(free.data(), free.size());
     if (!got.ok()) return got.status();
     if (*got == 0) eof_ = true;
     end_ += *got;
@@ -159,7 +170,8 @@ absl::Status FileSource::Init() {
         absl::StrCat(path_, ": too short to be a capture file (", avail(), " bytes at offset 0)"));
   }
 
-  const uint32_t magic = Native32(buf_.get() + pos_);
+  const std::span<const uint8_t> head = window();
+  const auto magic = Load<uint32_t>(head, 0);
   if (magic == kBlockSectionHeader) {
     format_ = FileFormat::kPcapNg;
     return absl::OkStatus();  // Next() reads the SHB like any block
@@ -176,29 +188,30 @@ absl::Status FileSource::Init() {
   if (!known) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%s: not a pcap or pcapng file (magic %02x %02x %02x %02x at offset 0)",
-                        path_, buf_[pos_], buf_[pos_ + 1], buf_[pos_ + 2], buf_[pos_ + 3]));
+                        path_, head[0], head[1], head[2], head[3]));
   }
-  const uint32_t m = Rd32(buf_.get() + pos_);
+  const uint32_t m = swapped_ ? Swap32(magic) : magic;
   nanos_ = m == kPcapMagicNano;
   record_header_len_ = m == kPcapMagicModified ? 24 : 16;
   format_ = FileFormat::kPcap;
   ok = Fill(kPcapFileHeaderLen);
   if (!ok.ok()) return ok.status();
   if (!*ok) return Truncated(0, "pcap file header", kPcapFileHeaderLen);
-  const uint8_t* h = buf_.get() + pos_;
-  const uint16_t major = Rd16(h + 4);
+  const Fields h(window().first(kPcapFileHeaderLen), swapped_);
+  const uint16_t major = h.U16(4);
   if (major != 2) {
-    return absl::InvalidArgumentError(absl::StrCat(path_, ": unsupported pcap version ", major, ".",
-                                                   Rd16(h + 6), " at offset 4"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path_, ": unsupported pcap version ", major, ".", h.U16(6), " at offset 4"));
   }
-  snaplen_ = Rd32(h + 16);
-  linktype_ = Rd32(h + 20) & kLinkTypeMask;
+  snaplen_ = h.U32(16);
+  linktype_ = h.U32(20) & kLinkTypeMask;
   pos_ += kPcapFileHeaderLen;
   return absl::OkStatus();
 }
 
-void FileSource::Deliver(RawPacket* pkt, uint64_t ts_ns, bool has_ts, uint32_t caplen, uint32_t len,
-                         uint32_t linktype, const uint8_t* data) {
+void FileSource::Deliver(RawPacket* pkt, uint64_t ts_ns, bool has_ts, uint32_t len,
+                         uint32_t linktype, std::span<const uint8_t> data) {
+  const auto caplen = static_cast<uint32_t>(data.size());
   if (len < caplen) {
     ++stats_.caplen_over_len;
     len = caplen;
@@ -213,7 +226,7 @@ void FileSource::Deliver(RawPacket* pkt, uint64_t ts_ns, bool has_ts, uint32_t c
   pkt->caplen = caplen;
   pkt->wire_len = len;
   pkt->linktype = linktype;
-  pkt->data = std::span<const uint8_t>(data, caplen);
+  pkt->data = data;
 }
 
 absl::StatusOr<bool> FileSource::Next(RawPacket* pkt) {
@@ -233,8 +246,7 @@ absl::StatusOr<bool> FileSource::NextPcap(RawPacket* pkt) {
       return Truncated(offset(), "record header", hl);
     }
   }
-  const uint8_t* h = buf_.get() + pos_;
-  const uint32_t caplen = Rd32(h + 8);
+  const uint32_t caplen = Fields(window().first(hl), swapped_).U32(8);
   if (caplen > CaplenLimit(snaplen_)) {
     return Damage(offset(), absl::StrCat("record caplen ", caplen, " larger than ",
                                          CaplenLimit(snaplen_) != options_.max_packet_bytes
@@ -247,23 +259,26 @@ absl::StatusOr<bool> FileSource::NextPcap(RawPacket* pkt) {
     auto ok = Fill(total);
     if (!ok.ok()) return ok.status();
     if (!*ok) return Truncated(offset(), "record", total);
-    h = buf_.get() + pos_;
   }
-  const uint64_t sec = Rd32(h);
-  const uint64_t frac = Rd32(h + 4);
+  const std::span<const uint8_t> record = window().first(total);
+  const Fields h(record, swapped_);
+  const uint64_t sec = h.U32(0);
+  const uint64_t frac = h.U32(4);
   const uint64_t ts = sec * kNsPerSec + (nanos_ ? frac : frac * 1000);
-  Deliver(pkt, ts, true, caplen, Rd32(h + 12), linktype_, h + hl);
+  Deliver(pkt, ts, true, h.U32(12), linktype_, record.subspan(hl));
   pos_ += total;
   return true;
 }
 
-absl::Status FileSource::ParseSectionHeader(const uint8_t* block, uint32_t total_len) {
-  if (total_len < 28)
-    return Damage(offset(), absl::StrCat("section header block too short (", total_len, " bytes)"));
-  const uint16_t major = Rd16(block + 12);
-  if (major != 1) {
+absl::Status FileSource::ParseSectionHeader(std::span<const uint8_t> block) {
+  if (block.size() < 28) {
     return Damage(offset(),
-                  absl::StrCat("unsupported pcapng version ", major, ".", Rd16(block + 14)));
+                  absl::StrCat("section header block too short (", block.size(), " bytes)"));
+  }
+  const Fields f(block, swapped_);
+  const uint16_t major = f.U16(12);
+  if (major != 1) {
+    return Damage(offset(), absl::StrCat("unsupported pcapng version ", major, ".", f.U16(14)));
   }
   interfaces_.clear();
   seen_section_ = true;
@@ -271,19 +286,20 @@ absl::Status FileSource::ParseSectionHeader(const uint8_t* block, uint32_t total
   return absl::OkStatus();
 }
 
-absl::Status FileSource::ParseInterface(const uint8_t* block, uint32_t total_len) {
-  if (total_len < 20) {
+absl::Status FileSource::ParseInterface(std::span<const uint8_t> block) {
+  if (block.size() < 20) {
     return Damage(offset(),
-                  absl::StrCat("interface description block too short (", total_len, " bytes)"));
+                  absl::StrCat("interface description block too short (", block.size(), " bytes)"));
   }
+  const Fields f(block, swapped_);
   Interface itf;
-  itf.linktype = Rd16(block + 8);
-  itf.snaplen = Rd32(block + 12);
+  itf.linktype = f.U16(8);
+  itf.snaplen = f.U32(12);
   size_t off = 16;
-  const size_t opt_end = total_len - 4;
+  const size_t opt_end = block.size() - 4;
   while (opt_end - off >= 4) {
-    const uint16_t code = Rd16(block + off);
-    const uint16_t len = Rd16(block + off + 2);
+    const uint16_t code = f.U16(off);
+    const uint16_t len = f.U16(off + 2);
     off += 4;
     if (code == kOptEndOfOpt) break;
     const size_t padded = (size_t{len} + 3) & ~size_t{3};
@@ -304,10 +320,7 @@ absl::Status FileSource::ParseInterface(const uint8_t* block, uint32_t total_len
         itf.div = v <= 9 ? 1 : Pow10(v - 9u);
       }
     } else if (code == kOptIfTsoffset && len == 8) {
-      uint64_t raw = 0;
-      std::memcpy(&raw, block + off, 8);
-      if (swapped_) raw = __builtin_bswap64(raw);
-      itf.offset_ns = static_cast<int64_t>(raw) * static_cast<int64_t>(kNsPerSec);
+      itf.offset_ns = static_cast<int64_t>(f.U64(off)) * static_cast<int64_t>(kNsPerSec);
     }
     off += padded;
   }
@@ -329,10 +342,10 @@ absl::StatusOr<bool> FileSource::NextPcapNg(RawPacket* pkt) {
         return Truncated(offset(), "block header", 12);
       }
     }
-    const uint8_t* b = buf_.get() + pos_;
-    const uint32_t raw_type = Native32(b);
+    const std::span<const uint8_t> head = window().first(12);
+    const auto raw_type = Load<uint32_t>(head, 0);
     if (raw_type == kBlockSectionHeader) {  // a palindrome: readable before the byte order
-      const uint32_t bom = Native32(b + 8);
+      const auto bom = Load<uint32_t>(head, 8);
       if (bom == kByteOrderMagic) {
         swapped_ = false;
       } else if (bom == Swap32(kByteOrderMagic)) {
@@ -344,7 +357,7 @@ absl::StatusOr<bool> FileSource::NextPcapNg(RawPacket* pkt) {
       return Damage(offset(), "pcapng block before any section header");
     }
     const uint32_t type = swapped_ ? Swap32(raw_type) : raw_type;
-    const uint32_t total_len = Rd32(b + 4);
+    const uint32_t total_len = Fields(head, swapped_).U32(4);
     if (total_len < 12 || total_len % 4 != 0) {
       return Damage(offset(), absl::StrCat("bad block length ", total_len, " (block type 0x",
                                            absl::Hex(type), ")"));
@@ -358,33 +371,34 @@ absl::StatusOr<bool> FileSource::NextPcapNg(RawPacket* pkt) {
       auto ok = Fill(total_len);
       if (!ok.ok()) return ok.status();
       if (!*ok) return Truncated(offset(), "block", total_len);
-      b = buf_.get() + pos_;
     }
-    if (Rd32(b + total_len - 4) != total_len) {
-      return Damage(offset(), absl::StrCat("block trailer length ", Rd32(b + total_len - 4),
+    const std::span<const uint8_t> block = window().first(total_len);
+    const Fields b(block, swapped_);
+    if (const uint32_t trailer = b.U32(total_len - 4); trailer != total_len) {
+      return Damage(offset(), absl::StrCat("block trailer length ", trailer,
                                            " differs from its header's ", total_len));
     }
 
     switch (type) {
       case kBlockSectionHeader:
-        if (absl::Status st = ParseSectionHeader(b, total_len); !st.ok()) return st;
+        if (absl::Status st = ParseSectionHeader(block); !st.ok()) return st;
         break;
       case kBlockInterface:
-        if (absl::Status st = ParseInterface(b, total_len); !st.ok()) return st;
+        if (absl::Status st = ParseInterface(block); !st.ok()) return st;
         break;
       case kBlockEnhancedPacket:
       case kBlockPacketObsolete: {
         if (total_len < 32) {
           return Damage(offset(), absl::StrCat("packet block too short (", total_len, " bytes)"));
         }
-        const uint32_t if_id = type == kBlockEnhancedPacket ? Rd32(b + 8) : Rd16(b + 8);
+        const uint32_t if_id = type == kBlockEnhancedPacket ? b.U32(8) : b.U16(8);
         if (if_id >= interfaces_.size()) {
           return Damage(offset(), absl::StrCat("packet block for interface ", if_id, " but ",
                                                interfaces_.size(), " interfaces are described"));
         }
         const Interface& itf = interfaces_[if_id];
-        const uint32_t caplen = Rd32(b + 20);
-        const uint32_t len = Rd32(b + 24);
+        const uint32_t caplen = b.U32(20);
+        const uint32_t len = b.U32(24);
         if (caplen > CaplenLimit(itf.snaplen)) {
           return Damage(offset(), absl::StrCat("packet caplen ", caplen, " larger than ",
                                                CaplenLimit(itf.snaplen) != options_.max_packet_bytes
@@ -396,7 +410,7 @@ absl::StatusOr<bool> FileSource::NextPcapNg(RawPacket* pkt) {
           return Damage(offset(), absl::StrCat("packet caplen ", caplen, " overruns its block of ",
                                                total_len, " bytes"));
         }
-        const uint64_t units = (uint64_t{Rd32(b + 12)} << 32) | Rd32(b + 16);
+        const uint64_t units = (uint64_t{b.U32(12)} << 32) | b.U32(16);
         uint64_t ts = 0;
         if (itf.binary) {
           ts = static_cast<uint64_t>((static_cast<unsigned __int128>(units) * kNsPerSec) >>
@@ -405,7 +419,7 @@ absl::StatusOr<bool> FileSource::NextPcapNg(RawPacket* pkt) {
           ts = units * itf.mul / itf.div;
         }
         ts += static_cast<uint64_t>(itf.offset_ns);
-        Deliver(pkt, ts, true, caplen, len, itf.linktype, b + 28);
+        Deliver(pkt, ts, true, len, itf.linktype, block.subspan(28, caplen));
         pos_ += total_len;
         return true;
       }
@@ -418,7 +432,7 @@ absl::StatusOr<bool> FileSource::NextPcapNg(RawPacket* pkt) {
           return Damage(offset(), "simple packet block but no interface is described");
         }
         const Interface& itf = interfaces_[0];
-        const uint32_t len = Rd32(b + 8);
+        const uint32_t len = b.U32(8);
         uint32_t caplen = std::min(len, total_len - 16);
         if (itf.snaplen != 0) caplen = std::min(caplen, itf.snaplen);
         if (caplen > options_.max_packet_bytes) {
@@ -426,7 +440,7 @@ absl::StatusOr<bool> FileSource::NextPcapNg(RawPacket* pkt) {
                         absl::StrCat("simple packet length ", caplen, " larger than the maximum ",
                                      options_.max_packet_bytes));
         }
-        Deliver(pkt, 0, false, caplen, len, itf.linktype, b + 12);
+        Deliver(pkt, 0, false, len, itf.linktype, block.subspan(12, caplen));
         pos_ += total_len;
         return true;
       }

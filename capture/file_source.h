@@ -37,6 +37,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -120,20 +121,23 @@ class FileSource final : public PacketSource {
   // Ensures at least `need` bytes from pos_ are buffered. False when the input ends first
   // (then avail() < need); an I/O or decompression error is returned as a status.
   absl::StatusOr<bool> Fill(size_t need);
-  absl::StatusOr<size_t> ReadSome(uint8_t* dst, size_t n);
+  // The whole buffer, and its unread bytes [pos_, end_).
+  std::span<uint8_t> storage() { return {buf_.get(), cap_}; }
+  std::span<const uint8_t> window() const {
+    return std::span<const uint8_t>(buf_.get(), end_).subspan(pos_);
+  }
   size_t avail() const { return end_ - pos_; }
   uint64_t offset() const { return base_offset_ + pos_; }
-  uint16_t Rd16(const uint8_t* p) const;
-  uint32_t Rd32(const uint8_t* p) const;
 
   absl::StatusOr<bool> NextPcap(RawPacket* pkt);
   absl::StatusOr<bool> NextPcapNg(RawPacket* pkt);
-  absl::Status ParseSectionHeader(const uint8_t* block, uint32_t total_len);
-  absl::Status ParseInterface(const uint8_t* block, uint32_t total_len);
+  absl::Status ParseSectionHeader(std::span<const uint8_t> block);
+  absl::Status ParseInterface(std::span<const uint8_t> block);
   absl::Status Damage(uint64_t at, absl::string_view what) const;
   absl::Status Truncated(uint64_t at, absl::string_view what, uint64_t need) const;
-  void Deliver(RawPacket* pkt, uint64_t ts_ns, bool has_ts, uint32_t caplen, uint32_t len,
-               uint32_t linktype, const uint8_t* data);
+  // Hands out `data` (a view into buf_) as the next packet; len is its wire length.
+  void Deliver(RawPacket* pkt, uint64_t ts_ns, bool has_ts, uint32_t len, uint32_t linktype,
+               std::span<const uint8_t> data);
   uint32_t CaplenLimit(uint32_t snaplen) const;
 
   std::string path_;
