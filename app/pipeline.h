@@ -187,18 +187,22 @@ class ShardedPipeline {
     uint64_t end_index = 0;  // no packet with a smaller index is still to come to this worker
     bool last = false;
   };
+  // Laid out by who writes it, so the reader's and the worker's counters sit on separate cache
+  // lines (alignas(64)) and the space after each is used by fields of the same owner.
   struct Worker {
-    std::unique_ptr<parser::FlowTracker> tracker;
-    std::array<Batch, kRingBatches> ring;
+    // The reader's line.
     alignas(64) std::atomic<uint64_t> sent{0};  // batches handed over by the reader
-    alignas(64) std::atomic<uint64_t> done{0};  // batches the worker is through with
     bool filling = false;                       // reader: ring[sent % kRingBatches] is open
-    std::vector<parser::SessionRecord> local;   // worker: delivered, not yet published
-    bool finishing = false;                     // worker: in FlowTracker::Finish()
-    // Guarded by ShardedPipeline::mu_:
+    // Guarded by ShardedPipeline::mu_ (the worker publishes, the reader merges):
     std::vector<parser::SessionRecord> ready;  // published, in increasing sequence
     uint64_t watermark = 0;                    // no record below it is still to be published
+    // The worker's line.
+    alignas(64) std::atomic<uint64_t> done{0};  // batches the worker is through with
+    bool finishing = false;                     // worker: in FlowTracker::Finish()
+    std::unique_ptr<parser::FlowTracker> tracker;
+    std::vector<parser::SessionRecord> local;  // worker: delivered, not yet published
     std::thread thread;
+    std::array<Batch, kRingBatches> ring;  // filled by the reader, emptied by the worker
   };
 
   // Reader side.

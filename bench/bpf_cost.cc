@@ -15,12 +15,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "capture.skel.h"
 #include "capture/bpf_abi.h"
 #include "capture/bpf_source.h"
 #include "capture_tc.skel.h"
+#include "parser/text.h"
 #include "tests/testing/packet_builder.h"
 #include "tests/testing/tunnel_frames.h"
 
@@ -99,14 +101,16 @@ Paths MeasurePaths(int prog_fd, int flows_fd, int repeat, Wrap wrap) {
 }
 
 int Fail(const char* what) {
-  std::fprintf(stderr, "pgtls_bpf_cost: %s: %s\n", what, std::strerror(errno));
+  std::fprintf(stderr, "pgtls_bpf_cost: %s: %s\n", what,
+               pgtlsmon::parser::ErrnoText(errno).c_str());
   return 1;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int repeat = argc > 1 ? std::atoi(argv[1]) : 200000;
+  const std::span<char*> args(argv, static_cast<size_t>(argc));
+  const int repeat = args.size() > 1 ? std::atoi(args[1]) : 200000;
   if (geteuid() != 0) {
     std::fprintf(stderr, "pgtls_bpf_cost: needs root (CAP_BPF)\n");
     return 2;

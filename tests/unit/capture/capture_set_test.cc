@@ -12,6 +12,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -40,9 +41,9 @@ struct Pkt {
 };
 
 void Put32(Bytes& b, uint32_t v) {
-  const size_t at = b.size();
-  b.resize(at + 4);
-  std::memcpy(b.data() + at, &v, 4);
+  std::array<uint8_t, 4> raw{};
+  std::memcpy(raw.data(), &v, raw.size());
+  b.insert(b.end(), raw.begin(), raw.end());
 }
 
 // A classic pcap (nanosecond magic, host byte order).
@@ -281,6 +282,7 @@ std::vector<Pkt> Range(uint64_t from_s, uint64_t to_s, uint64_t step_ms = 500) {
 
 std::vector<uint64_t> Times(const std::vector<Pkt>& pkts) {
   std::vector<uint64_t> out;
+  out.reserve(pkts.size());
   for (const Pkt& p : pkts) out.push_back(p.ts_ns);
   return out;
 }
