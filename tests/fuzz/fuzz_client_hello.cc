@@ -5,14 +5,16 @@
 #include <span>
 
 #include "parser/tls_hello.h"
+#include "tests/fuzz/fuzz_input.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace pgtlsmon::parser;
-  if (size < 1) return 0;
-  std::span<const uint8_t> body(data + 1, size - 1);
+  const std::span<const uint8_t> input = pgtlsmon::fuzz::Input(data, size);
+  if (input.empty()) return 0;
+  const std::span<const uint8_t> body = input.subspan(1);
   ClientHelloInfo ch;
   const ParseResult r =
-      (data[0] & 1) ? ParseSslv2ClientHello(body, &ch) : ParseClientHello(body, 0x0301, &ch);
+      (input[0] & 1) != 0 ? ParseSslv2ClientHello(body, &ch) : ParseClientHello(body, 0x0301, &ch);
   if (r == ParseResult::kOk) {
     (void)Ja3String(ch);
     (void)Ja3(ch);

@@ -7,18 +7,22 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <span>
 #include <string>
 
 #include "capture/file_source.h"
 #include "parser/packet_decoder.h"
+#include "tests/fuzz/fuzz_input.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace pgtlsmon;
   const int fd = memfd_create("fuzz_file_source", MFD_CLOEXEC);
   if (fd < 0) return 0;
+  const std::span<const uint8_t> input = pgtlsmon::fuzz::Input(data, size);
   size_t off = 0;
-  while (off < size) {
-    const ssize_t n = write(fd, data + off, size - off);
+  while (off < input.size()) {
+    const std::span<const uint8_t> rest = input.subspan(off);
+    const ssize_t n = write(fd, rest.data(), rest.size());
     if (n <= 0) break;
     off += static_cast<size_t>(n);
   }

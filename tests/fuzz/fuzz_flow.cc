@@ -17,6 +17,7 @@
 
 #include "parser/flow_tracker.h"
 #include "parser/packet_decoder.h"
+#include "tests/fuzz/fuzz_input.h"
 
 namespace {
 using namespace pgtlsmon::parser;
@@ -31,8 +32,9 @@ constexpr std::string_view kMarker = "FUZZ";
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 1) return 0;
-  const uint8_t mode = data[0];
+  const std::span<const uint8_t> input = pgtlsmon::fuzz::Input(data, size);
+  if (input.empty()) return 0;
+  const uint8_t mode = input[0];
   FlowTrackerConfig cfg;
   cfg.any_port = (mode & 1) != 0;
   cfg.ordered_output = (mode & 4) == 0;
@@ -45,8 +47,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint64_t records = 0;
   FlowTracker tracker(cfg, [&records](SessionRecord&&) { ++records; });
 
-  const IpAddress client = V4(10, 0, 0, 1), server = V4(10, 0, 0, 2);
-  const uint16_t cport = 40000, sport = 5432;
+  const IpAddress client = V4(10, 0, 0, 1);
+  const IpAddress server = V4(10, 0, 0, 2);
+  const uint16_t cport = 40000;
+  const uint16_t sport = 5432;
   uint32_t seq[2] = {1000, 900000};
   uint32_t last_seq[2] = {1000, 900000};
   uint64_t ts = 1700000000ull * 1000000;
@@ -72,16 +76,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     send(0, kTcpAck, {}, seq[0]);
   }
 
-  std::string_view in(reinterpret_cast<const char*>(data + 1), size - 1);
+  std::string_view in = pgtlsmon::fuzz::AsText(input.subspan(1));
   size_t chunks = 0;
   while (!in.empty() && chunks++ < 4096) {
     const size_t end = in.find(kMarker);
     std::string_view chunk = in.substr(0, end);
     in = end == std::string_view::npos ? std::string_view() : in.substr(end + kMarker.size());
     if (chunk.empty()) continue;
-    const uint8_t ctl = static_cast<uint8_t>(chunk[0]);
-    std::span<const uint8_t> payload(reinterpret_cast<const uint8_t*>(chunk.data()) + 1,
-                                     chunk.size() - 1);
+    const auto ctl = static_cast<uint8_t>(chunk[0]);
+    const std::span<const uint8_t> payload = pgtlsmon::fuzz::AsBytes(chunk.substr(1));
     const int dir = ctl & 1;
     if (ctl & 0x20) ts += 20ull * 60 * 1000000;
     if (ctl & 0x08) seq[dir] += 1000;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "parser/tls_hello.h"
+#include "tests/fuzz/fuzz_input.h"
 
 namespace {
 
@@ -49,16 +50,17 @@ void Compare(HelloCache& cache, bool server, uint16_t record_version,
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 1) return 0;
-  const bool server = (data[0] & 1) != 0;
-  const uint16_t record_version = (data[0] & 2) != 0 ? 0x0303 : 0x0301;
-  const std::string_view rest(reinterpret_cast<const char*>(data + 1), size - 1);  // NOLINT
+  const std::span<const uint8_t> input = pgtlsmon::fuzz::Input(data, size);
+  if (input.empty()) return 0;
+  const bool server = (input[0] & 1) != 0;
+  const uint16_t record_version = (input[0] & 2) != 0 ? 0x0303 : 0x0301;
+  const std::string_view rest = pgtlsmon::fuzz::AsText(input.subspan(1));
   HelloCache cache;
   size_t at = 0;
   while (at <= rest.size()) {
     size_t end = rest.find("HELO", at);
     if (end == std::string_view::npos) end = rest.size();
-    const std::span<const uint8_t> body(data + 1 + at, end - at);
+    const std::span<const uint8_t> body = input.subspan(1 + at, end - at);
     Compare(cache, server, record_version, body);
     // The same hello with another random and session id: one shape, so likely a cache hit.
     std::vector<uint8_t> other(body.begin(), body.end());

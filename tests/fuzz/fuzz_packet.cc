@@ -5,6 +5,7 @@
 
 #include "capture/packet_source.h"
 #include "parser/packet_decoder.h"
+#include "tests/fuzz/fuzz_input.h"
 #include "tests/fuzz/segment_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -20,9 +21,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                         12,
                                         14,
                                         0xdead};
-  if (size < 1) return 0;
-  const uint32_t link = kLinks[data[0] % (sizeof(kLinks) / sizeof(kLinks[0]))];
-  std::span<const uint8_t> frame(data + 1, size - 1);
+  const std::span<const uint8_t> input = pgtlsmon::fuzz::Input(data, size);
+  if (input.empty()) return 0;
+  const uint32_t link = kLinks[input[0] % (sizeof(kLinks) / sizeof(kLinks[0]))];
+  const std::span<const uint8_t> frame = input.subspan(1);
   parser::TcpSegment seg;
   parser::ParseStats stats;
   if (parser::DecodeTcpSegment(link, frame, &seg, &stats) == parser::ParseResult::kOk) {

@@ -1,5 +1,6 @@
 // fuzz_tls_record: TlsRecordParser::Feed over arbitrary bytes delivered in chunks; the sink
 // hands every handshake message to the hello/certificate parsers, as the flow tracker does.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -8,6 +9,7 @@
 #include "parser/certificate.h"
 #include "parser/tls_hello.h"
 #include "parser/tls_record.h"
+#include "tests/fuzz/fuzz_input.h"
 
 namespace {
 using namespace pgtlsmon::parser;
@@ -38,18 +40,19 @@ class Sink final : public TlsRecordSink {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 2) return 0;
+  const std::span<const uint8_t> input = pgtlsmon::fuzz::Input(data, size);
+  if (input.size() < 2) return 0;
   // Byte 0: chunk size for the deliveries (1..256); byte 1: whether CCS ends the cleartext.
-  const size_t chunk = size_t{data[0]} + 1;
-  TlsRecordParser parser(data[1] & 0x80 ? 512 : 64 * 1024);
-  parser.set_ccs_ends_cleartext((data[1] & 1) != 0);
+  const size_t chunk = size_t{input[0]} + 1;
+  TlsRecordParser parser((input[1] & 0x80) != 0 ? 512 : 64 * 1024);
+  parser.set_ccs_ends_cleartext((input[1] & 1) != 0);
   Sink sink;
   ParseStats stats;
   // Like the flow tracker's stream buffer: unconsumed bytes stay in front of the next chunk.
   std::vector<uint8_t> pending;
-  for (size_t off = 2; off < size; off += chunk) {
-    const size_t n = std::min(chunk, size - off);
-    pending.insert(pending.end(), data + off, data + off + n);
+  for (size_t off = 2; off < input.size(); off += chunk) {
+    const std::span<const uint8_t> piece = input.subspan(off, std::min(chunk, input.size() - off));
+    pending.insert(pending.end(), piece.begin(), piece.end());
     const size_t used = parser.Feed(pending, sink, &stats);
     if (used > pending.size()) __builtin_trap();
     pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(used));

@@ -10,6 +10,7 @@
 #include <span>
 
 #include "parser/packet_decoder.h"
+#include "tests/fuzz/fuzz_input.h"
 #include "tests/fuzz/segment_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -22,10 +23,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       DecapConfig{{}, {}},
       DecapConfig{{4789, 8472, 6081}, {}},
   };
-  if (size < 1) return 0;
-  const uint32_t link = kLinks[data[0] & 3];
-  const DecapConfig& cfg = kConfigs[(data[0] >> 2) & 3];
-  std::span<const uint8_t> frame(data + 1, size - 1);
+  const std::span<const uint8_t> input = pgtlsmon::fuzz::Input(data, size);
+  if (input.empty()) return 0;
+  const uint32_t link = kLinks[input[0] & 3];
+  const DecapConfig& cfg = kConfigs[(input[0] >> 2) & 3];
+  const std::span<const uint8_t> frame = input.subspan(1);
   TcpSegment seg;
   ParseStats stats;
   const ParseResult r = DecodeTcpSegment(link, frame, cfg, &seg, &stats);

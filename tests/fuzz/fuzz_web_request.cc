@@ -4,18 +4,21 @@
 // string). The first byte picks the function.
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
 #include "exporter/exposition.h"
 #include "exporter/http.h"
 #include "exporter/web_config.h"
+#include "tests/fuzz/fuzz_input.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace pgtlsmon::exporter;
-  if (size == 0) return 0;
-  const std::string_view in(reinterpret_cast<const char*>(data + 1), size - 1);  // NOLINT
-  switch (data[0] % 4) {
+  const std::span<const uint8_t> input = pgtlsmon::fuzz::Input(data, size);
+  if (input.empty()) return 0;
+  const std::string_view in = pgtlsmon::fuzz::AsText(input.subspan(1));
+  switch (input[0] % 4) {
     case 0: {
       // Relative file names resolve under a directory that does not exist: no file is read.
       auto c = ParseWebConfig(in, "/nonexistent-pgtlsmon-fuzz");

@@ -4,7 +4,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 
+#include "tests/fuzz/fuzz_input.h"
 #include "whatif/engine.h"
 
 namespace {
@@ -27,18 +29,19 @@ pgtlsmon::whatif::Engine& TheEngine() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace pgtlsmon;
-  if (size < 1 || size > 70000) return 0;
+  const std::span<const uint8_t> input = pgtlsmon::fuzz::Input(data, size);
+  if (input.empty() || input.size() > 70000) return 0;
   parser::SessionRecord r;
   parser::RawClientHello h;
-  h.sslv2 = (data[0] & 1) != 0;
+  h.sslv2 = (input[0] & 1) != 0;
   static constexpr uint16_t kRecordVersions[] = {0x0301, 0x0303, 0x0300, 0x0304};
-  h.record_version = h.sslv2 ? 0x0002 : kRecordVersions[(data[0] >> 1) & 3];
-  const size_t body = size - 1;
+  h.record_version = h.sslv2 ? 0x0002 : kRecordVersions[(input[0] >> 1) & 3];
+  const std::span<const uint8_t> body = input.subspan(1);
   if (!h.sslv2) {
-    h.message = {1, static_cast<uint8_t>(body >> 16), static_cast<uint8_t>(body >> 8),
-                 static_cast<uint8_t>(body)};
+    h.message = {1, static_cast<uint8_t>(body.size() >> 16), static_cast<uint8_t>(body.size() >> 8),
+                 static_cast<uint8_t>(body.size())};
   }
-  h.message.insert(h.message.end(), data + 1, data + size);
+  h.message.insert(h.message.end(), body.begin(), body.end());
   r.client_hello_raw = h;
   TheEngine().Annotate(&r);
   if (!r.what_if || r.what_if->size() != 2) __builtin_trap();

@@ -1,13 +1,15 @@
 // fuzz_whatif_settings: the --what-if settings parser (postgresql.conf syntax) over any text.
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
 
+#include "tests/fuzz/fuzz_input.h"
 #include "whatif/settings.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace pgtlsmon::whatif;
-  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  const std::string_view text = pgtlsmon::fuzz::AsText(pgtlsmon::fuzz::Input(data, size));
   auto s = ParseSettings(text);
   if (s.ok()) {
     // What parsed is a policy PostgreSQL could load as far as versions go.
