@@ -25,19 +25,20 @@ struct FlowKey {
 };
 
 namespace flow_key_internal {
-inline uint64_t Load64(const uint8_t* p) {
+// Word `i` (0 or 1) of an address's 16 bytes.
+inline uint64_t Load64(const std::array<uint8_t, 16>& bytes, size_t i) {
   uint64_t v = 0;
-  std::memcpy(&v, p, sizeof v);
+  std::memcpy(&v, std::span(bytes).subspan(i * sizeof v, sizeof v).data(), sizeof v);
   return v;
 }
 // Byte-wise (big-endian) order of the addresses, compared as two 64-bit words each.
 inline bool LessEndpoint(const IpAddress& a, uint16_t ap, const IpAddress& b, uint16_t bp) {
   if (a.is_v6 != b.is_v6) return !a.is_v6;
-  const uint64_t a0 = __builtin_bswap64(Load64(a.bytes.data()));
-  const uint64_t b0 = __builtin_bswap64(Load64(b.bytes.data()));
+  const uint64_t a0 = __builtin_bswap64(Load64(a.bytes, 0));
+  const uint64_t b0 = __builtin_bswap64(Load64(b.bytes, 0));
   if (a0 != b0) return a0 < b0;
-  const uint64_t a1 = __builtin_bswap64(Load64(a.bytes.data() + 8));
-  const uint64_t b1 = __builtin_bswap64(Load64(b.bytes.data() + 8));
+  const uint64_t a1 = __builtin_bswap64(Load64(a.bytes, 1));
+  const uint64_t b1 = __builtin_bswap64(Load64(b.bytes, 1));
   if (a1 != b1) return a1 < b1;
   return ap < bp;
 }
@@ -82,23 +83,23 @@ inline uint64_t FlowKeyHash(const FlowKey& k) {
   using flow_key_internal::Mum;
   const uint64_t ports = (uint64_t{k.lo_port} << 16) | k.hi_port | (uint64_t{k.lo_ip.is_v6} << 32) |
                          (uint64_t{k.hi_ip.is_v6} << 33);
-  const uint64_t h1 = Mum(Load64(k.lo_ip.bytes.data()) ^ kHashSeed.k[0],
-                          Load64(k.hi_ip.bytes.data()) ^ kHashSeed.k[1]);
-  const uint64_t h2 = Mum(Load64(k.lo_ip.bytes.data() + 8) ^ kHashSeed.k[2] ^ ports,
-                          Load64(k.hi_ip.bytes.data() + 8) ^ kHashSeed.k[3]);
+  const uint64_t h1 =
+      Mum(Load64(k.lo_ip.bytes, 0) ^ kHashSeed.k[0], Load64(k.hi_ip.bytes, 0) ^ kHashSeed.k[1]);
+  const uint64_t h2 = Mum(Load64(k.lo_ip.bytes, 1) ^ kHashSeed.k[2] ^ ports,
+                          Load64(k.hi_ip.bytes, 1) ^ kHashSeed.k[3]);
   return Mum(h1 ^ kHashSeed.k[4], h2 ^ ports);
 }
 
 inline bool operator==(const FlowKey& a, const FlowKey& b) {
   using flow_key_internal::Load64;
-  const uint8_t* al = a.lo_ip.bytes.data();
-  const uint8_t* ah = a.hi_ip.bytes.data();
-  const uint8_t* bl = b.lo_ip.bytes.data();
-  const uint8_t* bh = b.hi_ip.bytes.data();
-  return ((Load64(al) ^ Load64(bl)) | (Load64(al + 8) ^ Load64(bl + 8)) |         // NOLINT
-          (Load64(ah) ^ Load64(bh)) | (Load64(ah + 8) ^ Load64(bh + 8))) == 0 &&  // NOLINT
-         a.lo_port == b.lo_port &&
-         a.hi_port == b.hi_port && a.lo_ip.is_v6 == b.lo_ip.is_v6 && a.hi_ip.is_v6 == b.hi_ip.is_v6;
+  const auto& al = a.lo_ip.bytes;
+  const auto& ah = a.hi_ip.bytes;
+  const auto& bl = b.lo_ip.bytes;
+  const auto& bh = b.hi_ip.bytes;
+  return ((Load64(al, 0) ^ Load64(bl, 0)) | (Load64(al, 1) ^ Load64(bl, 1)) |
+          (Load64(ah, 0) ^ Load64(bh, 0)) | (Load64(ah, 1) ^ Load64(bh, 1))) == 0 &&
+         a.lo_port == b.lo_port && a.hi_port == b.hi_port && a.lo_ip.is_v6 == b.lo_ip.is_v6 &&
+         a.hi_ip.is_v6 == b.hi_ip.is_v6;
 }
 
 template <typename H>
