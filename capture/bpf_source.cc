@@ -101,7 +101,8 @@ class Mmap {
 
 template <typename T>
 T* At(uint8_t* base, size_t off) {
-  return static_cast<T*>(static_cast<void*>(base + off));  // NOLINT: ring layout is the kernel's
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-bounds-pointer-arithmetic): the kernel's ring layout
+  return static_cast<T*>(static_cast<void*>(base + off));
 }
 
 }  // namespace
@@ -249,14 +250,15 @@ absl::StatusOr<bool> BpfSource::NextWithTimeout(RawPacket* pkt, int timeout_ms) 
     const auto* h = At<tpacket3_hdr>(im.ring->bytes(), im.pkt_off);
     const auto* sll =
         At<sockaddr_ll>(im.ring->bytes(), im.pkt_off + TPACKET_ALIGN(sizeof(tpacket3_hdr)));
-    const uint8_t* frame = im.ring->bytes() + im.pkt_off + h->tp_mac;  // NOLINT: ring layout
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-bounds-pointer-arithmetic): the kernel's ring layout
+    const uint8_t* frame = im.ring->bytes() + im.pkt_off + h->tp_mac;
     uint32_t caplen = h->tp_snaplen;
     uint32_t wire_len = h->tp_len;
     uint32_t linktype = kLinkEthernet;
     if (sll->sll_hatype != ARPHRD_ETHER && sll->sll_hatype != ARPHRD_LOOPBACK) {
       // No Ethernet header: hand over the IP packet (for tun-like devices tp_net == tp_mac).
       const uint32_t l2 = h->tp_net >= h->tp_mac ? h->tp_net - h->tp_mac : 0;
-      frame += std::min(l2, caplen);  // NOLINT: ring layout
+      frame += std::min(l2, caplen);  // NOLINT(cppcoreguidelines-pro-bounds-pointer-arithmetic)
       caplen -= std::min(l2, caplen);
       wire_len -= std::min(l2, wire_len);
       linktype = kLinkRaw;

@@ -247,9 +247,11 @@ absl::StatusOr<std::string> Gzip(std::string_view data) {
   }
   std::string out;
   out.resize(deflateBound(&zs, static_cast<uLong>(data.size())));
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));  // NOLINT
+  // NOLINTBEGIN(cppcoreguidelines-pro-type-reinterpret-cast): zlib's buffers are non-const Bytef
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
   zs.avail_in = static_cast<uInt>(data.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());  // NOLINT
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  // NOLINTEND(cppcoreguidelines-pro-type-reinterpret-cast)
   zs.avail_out = static_cast<uInt>(out.size());
   const int rc = deflate(&zs, Z_FINISH);
   out.resize(zs.total_out);

@@ -217,7 +217,7 @@ struct HttpServerAccess {
                          const std::vector<std::pair<const char*, std::string>>& extra = {},
                          bool basic_auth_challenge = false) {
     MHD_Response* r = MHD_create_response_from_buffer(body.size(), const_cast<char*>(body.data()),
-                                                      MHD_RESPMEM_MUST_COPY);  // NOLINT
+                                                      MHD_RESPMEM_MUST_COPY);
     if (r == nullptr) return MHD_NO;
     const std::string ctype(content_type);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype.c_str());
@@ -424,19 +424,20 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   if (addr->family == AF_INET6)
     setsockopt(s->listen_fd_, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
   // The sockets API takes every address family as a sockaddr*: the casts below are its.
-  if (bind(s->listen_fd_, reinterpret_cast<const sockaddr*>(&addr->storage),  // NOLINT
-           addr->len) != 0) {
+  // NOLINTBEGIN(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+  if (bind(s->listen_fd_, reinterpret_cast<const sockaddr*>(&addr->storage), addr->len) != 0) {
     return fail("bind", errno);
   }
   if (listen(s->listen_fd_, kListenBacklog) != 0) return fail("listen", errno);
   sockaddr_storage bound{};
   socklen_t bound_len = sizeof(bound);
-  if (getsockname(s->listen_fd_, reinterpret_cast<sockaddr*>(&bound), &bound_len) != 0) {  // NOLINT
+  if (getsockname(s->listen_fd_, reinterpret_cast<sockaddr*>(&bound), &bound_len) != 0) {
     return fail("getsockname", errno);
   }
-  s->port_ = ntohs(bound.ss_family == AF_INET6
-                       ? reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port  // NOLINT
-                       : reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);  // NOLINT
+  s->port_ =
+      ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port
+                                        : reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
+  // NOLINTEND(cppcoreguidelines-pro-type-reinterpret-cast)
   auto inst = s->Launch(std::move(web));
   if (!inst.ok()) return inst.status();
   s->current_ = std::move(*inst);

@@ -8,8 +8,7 @@
 namespace pgtlsmon::exporter {
 
 size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  const auto* p = reinterpret_cast<const uint8_t*>(s.data()) + i;  // NOLINT: chars as bytes
-  return parser::Utf8SequenceLength(std::span<const uint8_t>(p, s.size() - i));
+  return parser::Utf8SequenceLength(parser::AsBytes(s.substr(i)));
 }
 
 std::string ValidUtf8(std::string_view s, size_t max_bytes) {

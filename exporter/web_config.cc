@@ -393,7 +393,8 @@ absl::StatusOr<std::shared_ptr<const TlsServerConfig>> ParseTls(const YAML::Node
     return absl::ResourceExhaustedError("gnutls_certificate_allocate_credentials");
   }
   const auto datum = [](const std::string& s) {
-    return gnutls_datum_t{reinterpret_cast<unsigned char*>(const_cast<char*>(s.data())),  // NOLINT
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): GnuTLS's datum is unsigned char
+    return gnutls_datum_t{reinterpret_cast<unsigned char*>(const_cast<char*>(s.data())),
                           static_cast<unsigned>(s.size())};
   };
   const gnutls_datum_t c = datum(tls->cert_pem);
@@ -554,7 +555,7 @@ bool BasicAuthenticator::Check(std::string_view user, std::string_view password)
     const std::string material = Cat(std::to_string(user.size()), ":", user, hash, password);
     if (EVP_Digest(material.data(), material.size(), md.data(), &md_len, EVP_sha256(), nullptr) ==
         1) {
-      key.assign(reinterpret_cast<const char*>(md.data()), md_len);  // NOLINT
+      key.assign(parser::AsChars(std::span(md).first(md_len)));
     }
   }
   if (it != users_.end() && !key.empty()) {

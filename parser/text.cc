@@ -54,7 +54,7 @@ std::string SanitizeUtf8(std::span<const uint8_t> bytes, size_t max_bytes) {
       out += kReplacement;
       bytes = bytes.subspan(1);
     } else {
-      out.append(reinterpret_cast<const char*>(bytes.data()), n);  // NOLINT: bytes as chars
+      out.append(AsChars(bytes.first(n)));
       bytes = bytes.subspan(n);
     }
   }

@@ -21,6 +21,18 @@ inline void AppendHexBytes(std::span<const uint8_t> bytes, std::string* out) {
   for (uint8_t b : bytes) AppendHex(b, 2, out);
 }
 
+// Bytes seen as characters, and characters as bytes: text built from wire bytes, wire bytes
+// read from text. The one place these casts are written; char and unsigned char may alias any
+// object.
+inline std::string_view AsChars(std::span<const uint8_t> bytes) {
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): char aliases any byte
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+inline std::span<const uint8_t> AsBytes(std::string_view text) {
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): unsigned char aliases any char
+  return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
+}
+
 // strerror(err), but safe to call from any thread (std::strerror is not).
 std::string ErrnoText(int err);
 

@@ -306,9 +306,7 @@ void PutU16(std::string* k, uint16_t v) {
   k->push_back(static_cast<char>(v >> 8));
   k->push_back(static_cast<char>(v & 0xff));
 }
-void PutBytes(std::string* k, std::span<const uint8_t> b) {
-  k->append(reinterpret_cast<const char*>(b.data()), b.size());  // NOLINT
-}
+void PutBytes(std::string* k, std::span<const uint8_t> b) { k->append(AsChars(b)); }
 // Each extension's type and length; the contents only of those the parser reads (`list`).
 template <typename Info, size_t N>
 bool PutExtensionShapes(ByteReader& r, const ExtensionParser<Info> (&list)[N], std::string* k) {

@@ -76,7 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     send(0, kTcpAck, {}, seq[0]);
   }
 
-  std::string_view in = pgtlsmon::fuzz::AsText(input.subspan(1));
+  std::string_view in = pgtlsmon::parser::AsChars(input.subspan(1));
   size_t chunks = 0;
   while (!in.empty() && chunks++ < 4096) {
     const size_t end = in.find(kMarker);
@@ -84,7 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     in = end == std::string_view::npos ? std::string_view() : in.substr(end + kMarker.size());
     if (chunk.empty()) continue;
     const auto ctl = static_cast<uint8_t>(chunk[0]);
-    const std::span<const uint8_t> payload = pgtlsmon::fuzz::AsBytes(chunk.substr(1));
+    const std::span<const uint8_t> payload = pgtlsmon::parser::AsBytes(chunk.substr(1));
     const int dir = ctl & 1;
     if (ctl & 0x20) ts += 20ull * 60 * 1000000;
     if (ctl & 0x08) seq[dir] += 1000;

@@ -54,7 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (input.empty()) return 0;
   const bool server = (input[0] & 1) != 0;
   const uint16_t record_version = (input[0] & 2) != 0 ? 0x0303 : 0x0301;
-  const std::string_view rest = pgtlsmon::fuzz::AsText(input.subspan(1));
+  const std::string_view rest = pgtlsmon::parser::AsChars(input.subspan(1));
   HelloCache cache;
   size_t at = 0;
   while (at <= rest.size()) {

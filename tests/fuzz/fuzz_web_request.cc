@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace pgtlsmon::exporter;
   const std::span<const uint8_t> input = pgtlsmon::fuzz::Input(data, size);
   if (input.empty()) return 0;
-  const std::string_view in = pgtlsmon::fuzz::AsText(input.subspan(1));
+  const std::string_view in = pgtlsmon::parser::AsChars(input.subspan(1));
   switch (input[0] % 4) {
     case 0: {
       // Relative file names resolve under a directory that does not exist: no file is read.

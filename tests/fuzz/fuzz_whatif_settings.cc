@@ -9,7 +9,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace pgtlsmon::whatif;
-  const std::string_view text = pgtlsmon::fuzz::AsText(pgtlsmon::fuzz::Input(data, size));
+  const std::string_view text = pgtlsmon::parser::AsChars(pgtlsmon::fuzz::Input(data, size));
   auto s = ParseSettings(text);
   if (s.ok()) {
     // What parsed is a policy PostgreSQL could load as far as versions go.

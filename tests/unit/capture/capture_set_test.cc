@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "capture/byte_reader.h"
+#include "parser/text.h"
 #include "tests/testing/packet_builder.h"
 
 namespace pgtlsmon::capture {
@@ -87,7 +88,7 @@ Bytes Gzip(const Bytes& in) {
   z_stream zs{};
   deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
   Bytes out(deflateBound(&zs, in.size()) + 64);
-  zs.next_in = const_cast<Bytes::value_type*>(in.data());  // NOLINT: zlib's API is not const
+  zs.next_in = const_cast<Bytes::value_type*>(in.data());  // zlib's API is not const
   zs.avail_in = static_cast<uInt>(in.size());
   zs.next_out = out.data();
   zs.avail_out = static_cast<uInt>(out.size());
@@ -138,8 +139,8 @@ class TempDir {
     std::string path = dir_ + "/" + name;
     fs::create_directories(fs::path(path).parent_path());
     std::ofstream out(path, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(bytes.data()),  // NOLINT: test I/O
-              static_cast<std::streamsize>(bytes.size()));
+    const std::string_view text = parser::AsChars(bytes);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
     return path;
   }
   const std::string& dir() const { return dir_; }

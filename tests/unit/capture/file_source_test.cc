@@ -19,6 +19,7 @@
 
 #include "capture/open_capture.h"
 #include "capture/pcap_source.h"
+#include "parser/text.h"
 #include "tests/testing/shared_dir.h"
 
 namespace pgtlsmon::capture {
@@ -121,8 +122,8 @@ class TempDir {
   std::string Write(const std::string& name, const std::vector<uint8_t>& bytes) const {
     std::string path = dir_ + "/" + name;
     std::ofstream out(path, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(bytes.data()),  // NOLINT: test I/O
-              static_cast<std::streamsize>(bytes.size()));
+    const std::string_view text = parser::AsChars(bytes);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
     return path;
   }
   std::string WriteGzip(const std::string& name, const std::vector<uint8_t>& bytes,

@@ -67,9 +67,11 @@ TEST(PcapSourceTest, LiveLoopbackCapture) {
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = 0;
-  ASSERT_EQ(bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);  // NOLINT
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+  ASSERT_EQ(bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
   socklen_t alen = sizeof addr;
-  ASSERT_EQ(getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &alen), 0);  // NOLINT
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+  ASSERT_EQ(getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &alen), 0);
   const uint16_t port = ntohs(addr.sin_port);
 
   LiveOptions opts;
@@ -96,8 +98,8 @@ TEST(PcapSourceTest, LiveLoopbackCapture) {
   EXPECT_FALSE(live.at_end());
 
   const char kMsg[] = "pgtlsmon-live-test";
-  ASSERT_EQ(sendto(sock, kMsg, sizeof kMsg - 1, 0, reinterpret_cast<sockaddr*>(&addr),  // NOLINT
-                   sizeof addr),
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+  ASSERT_EQ(sendto(sock, kMsg, sizeof kMsg - 1, 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr),
             static_cast<ssize_t>(sizeof kMsg - 1));
   bool found = false;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);

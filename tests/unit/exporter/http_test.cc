@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "absl/strings/escaping.h"
 #include "exporter/metrics.h"
 #include "exporter/web_config.h"
+#include "parser/text.h"
 #include "prometheus/counter.h"
 #include "prometheus/registry.h"
 
@@ -41,13 +43,15 @@ Response Raw(int family, const char* ip, int port, const std::string& req) {
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(port));
     inet_pton(AF_INET, ip, &a.sin_addr);
-    rc = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));  // NOLINT
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+    rc = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
   } else {
     sockaddr_in6 a{};
     a.sin6_family = AF_INET6;
     a.sin6_port = htons(static_cast<uint16_t>(port));
     inet_pton(AF_INET6, ip, &a.sin6_addr);
-    rc = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));  // NOLINT
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+    rc = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
   }
   if (rc != 0) {
     close(fd);
@@ -81,7 +85,8 @@ bool Ipv6LoopbackAvailable() {
   sockaddr_in6 a{};
   a.sin6_family = AF_INET6;
   a.sin6_addr = in6addr_loopback;
-  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;  // NOLINT
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
   close(fd);
   return ok;
 }
@@ -179,7 +184,8 @@ TEST(HttpServer, StalledClientsDoNotHoldUpScrapes) {
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(port));
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    ASSERT_EQ(connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof(a)), 0);  // NOLINT
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+    ASSERT_EQ(connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof(a)), 0);
     stalled.push_back(fd);
   }
   const auto t0 = std::chrono::steady_clock::now();
@@ -267,15 +273,15 @@ TEST(HttpServer, PipelinedRequests) {
 std::string Gunzip(const std::string& in) {
   z_stream zs{};
   if (inflateInit2(&zs, 15 + 16) != Z_OK) return "";
-  std::string out(1 << 20, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));  // NOLINT
+  std::vector<Bytef> out(size_t{1} << 20);
+  zs.next_in = const_cast<Bytef*>(parser::AsBytes(in).data());  // zlib's API is not const
   zs.avail_in = static_cast<uInt>(in.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());  // NOLINT
+  zs.next_out = out.data();
   zs.avail_out = static_cast<uInt>(out.size());
   const int rc = inflate(&zs, Z_FINISH);
-  out.resize(zs.total_out);
   inflateEnd(&zs);
-  return rc == Z_STREAM_END ? out : "";
+  if (rc != Z_STREAM_END) return "";
+  return std::string(parser::AsChars(std::span(out).first(zs.total_out)));
 }
 
 TEST(HttpServer, GzipAndOpenMetricsWhenAsked) {

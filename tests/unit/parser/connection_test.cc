@@ -9,7 +9,7 @@
 namespace pgtlsmon::parser {
 namespace {
 
-using namespace testing;  // NOLINT: the byte builders of tests/testing/tls_bytes.h
+using namespace testing;  // the byte builders of tests/testing/tls_bytes.h
 using S = ConnectionState;
 
 constexpr size_t kC = Connection::kClient;

@@ -4,12 +4,12 @@
 
 #include <string>
 
+#include "parser/text.h"
+
 namespace pgtlsmon::parser {
 namespace {
 
-std::span<const uint8_t> B(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};  // NOLINT
-}
+std::span<const uint8_t> B(const std::string& s) { return AsBytes(s); }
 std::string Str(std::span<const uint8_t> d) { return {d.begin(), d.end()}; }
 
 TEST(TcpStream, InOrder) {
