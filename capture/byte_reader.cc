@@ -30,16 +30,16 @@ constexpr uint8_t kZstdMagic[] = {0x28, 0xb5, 0x2f, 0xfd};
 constexpr uint8_t kXzMagic[] = {0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00};
 
 template <size_t N>
-bool StartsWith(const uint8_t* p, size_t len, const uint8_t (&magic)[N]) {
-  return len >= N && std::memcmp(p, magic, N) == 0;
+bool StartsWith(std::span<const uint8_t> bytes, const uint8_t (&magic)[N]) {
+  return bytes.size() >= N && std::memcmp(bytes.data(), magic, N) == 0;
 }
 
-// read(2) until n bytes or the end of the input; retries EINTR.
-absl::StatusOr<size_t> ReadFull(int fd, uint8_t* dst, size_t n, const std::string& path) {
-  const std::span<uint8_t> out(dst, n);
+// read(2) until `out` is full or the input ends; retries EINTR.
+absl::StatusOr<size_t> ReadFull(int fd, std::span<uint8_t> out, const std::string& path) {
   size_t got = 0;
-  while (got < n) {
-    const ssize_t r = ::read(fd, out.subspan(got).data(), n - got);
+  while (got < out.size()) {
+    const std::span<uint8_t> rest = out.subspan(got);
+    const ssize_t r = ::read(fd, rest.data(), rest.size());
     if (r < 0) {
       if (errno == EINTR) continue;
       return absl::ErrnoToStatus(errno, absl::StrCat("read ", path));
@@ -119,7 +119,7 @@ class DecoderReader : public ByteReader {
     size_t produced = 0;
     while (produced < n && !finished_) {
       if (in_pos_ == in_end_ && !eof_) {
-        auto got = ReadFull(fd_.get(), in_.get(), in_cap_, path_);
+        auto got = ReadFull(fd_.get(), std::span(in_.get(), in_cap_), path_);
         if (!got.ok()) {
           error_ = got.status();
           break;
@@ -131,7 +131,7 @@ class DecoderReader : public ByteReader {
       }
       const size_t in_before = in_pos_;
       const size_t out_before = produced;
-      absl::Status st = Step(dst, n, &produced);
+      absl::Status st = Step(std::span(dst, n).subspan(produced), &produced);
       if (!st.ok()) {
         error_ = std::move(st);
         break;
@@ -151,8 +151,9 @@ class DecoderReader : public ByteReader {
   }
 
  protected:
-  // Decodes from in_[in_pos_, in_end_) into dst[*produced, n), advancing both.
-  virtual absl::Status Step(uint8_t* dst, size_t n, size_t* produced) = 0;
+  // Decodes from input() into `out` (the caller's free space), advancing in_pos_ and adding
+  // the bytes written to *produced (the caller's count, which damage offsets include).
+  virtual absl::Status Step(std::span<uint8_t> out, size_t* produced) = 0;
   // True when the input ended at a stream boundary (not in the middle of a frame/member).
   virtual bool StreamComplete() const = 0;
 
@@ -163,6 +164,9 @@ class DecoderReader : public ByteReader {
                                             "offset ",
                                             out_offset, " of the decompressed stream"));
   }
+
+  // The compressed bytes not decoded yet.
+  std::span<uint8_t> input() const { return std::span(in_.get(), in_end_).subspan(in_pos_); }
 
   FdOwner fd_;
   std::string path_;
@@ -196,22 +200,24 @@ class GzipReader final : public DecoderReader {
   Compression compression() const override { return Compression::kGzip; }
 
  protected:
-  absl::Status Step(uint8_t* dst, size_t n, size_t* produced) override {
+  absl::Status Step(std::span<uint8_t> out, size_t* produced) override {
     if (between_members_) {
       if (in_pos_ == in_end_) return absl::OkStatus();  // more input, or the end
       if (in_end_ - in_pos_ < 2 && !eof_) {
         // Too little to tell whether another member starts: keep the byte, read more.
-        std::memmove(in_.get(), in_.get() + in_pos_, in_end_ - in_pos_);
+        const std::span<uint8_t> buffer(in_.get(), in_cap_);
+        std::ranges::copy(input(), buffer.begin());  // to the front: copy() allows the overlap
         in_end_ -= in_pos_;
         in_pos_ = 0;
-        auto got = ReadFull(fd_.get(), in_.get() + in_end_, in_cap_ - in_end_, path_);
+        const std::span<uint8_t> free = buffer.subspan(in_end_);
+        auto got = ReadFull(fd_.get(), free, path_);
         if (!got.ok()) return got.status();
         raw_read_ += *got;
-        if (*got < in_cap_ - in_end_) eof_ = true;
+        if (*got < free.size()) eof_ = true;
         in_end_ += *got;
         return absl::OkStatus();
       }
-      if (!StartsWith(in_.get() + in_pos_, in_end_ - in_pos_, kGzipMagic)) {
+      if (!StartsWith(input(), kGzipMagic)) {
         in_pos_ = in_end_;  // trailing garbage: ignored
         eof_ = true;
         return absl::OkStatus();
@@ -219,10 +225,10 @@ class GzipReader final : public DecoderReader {
       inflateReset(&zs_);
       between_members_ = false;
     }
-    zs_.next_in = in_.get() + in_pos_;
-    zs_.avail_in = static_cast<uInt>(std::min<size_t>(in_end_ - in_pos_, 1u << 30));
-    zs_.next_out = std::span(dst, n).subspan(*produced).data();
-    zs_.avail_out = static_cast<uInt>(std::min<size_t>(n - *produced, 1u << 30));
+    zs_.next_in = input().data();
+    zs_.avail_in = static_cast<uInt>(std::min<size_t>(input().size(), 1u << 30));
+    zs_.next_out = out.data();
+    zs_.avail_out = static_cast<uInt>(std::min<size_t>(out.size(), 1u << 30));
     const uInt in_before = zs_.avail_in;
     const uInt out_before = zs_.avail_out;
     const int rc = inflate(&zs_, Z_NO_FLUSH);
@@ -262,19 +268,19 @@ class ZstdReader final : public DecoderReader {
   Compression compression() const override { return Compression::kZstd; }
 
  protected:
-  absl::Status Step(uint8_t* dst, size_t n, size_t* produced) override {
-    ZSTD_inBuffer in{in_.get() + in_pos_, in_end_ - in_pos_, 0};
-    ZSTD_outBuffer out{std::span(dst, n).subspan(*produced).data(), n - *produced, 0};
-    const size_t rc = ZSTD_decompressStream(ds_, &out, &in);
+  absl::Status Step(std::span<uint8_t> out, size_t* produced) override {
+    ZSTD_inBuffer in{input().data(), input().size(), 0};
+    ZSTD_outBuffer dst{out.data(), out.size(), 0};
+    const size_t rc = ZSTD_decompressStream(ds_, &dst, &in);
     in_pos_ += in.pos;
-    *produced += out.pos;
+    *produced += dst.pos;
     if (ZSTD_isError(rc) != 0) {
       return Damaged(out_total_ + *produced,
                      absl::StrCat("data error (", ZSTD_getErrorName(rc), ")"));
     }
     // With no input and nothing to flush, zstd answers a hint for the next frame's header:
     // only a call that did something says where the stream is.
-    if (in.pos > 0 || out.pos > 0) frame_done_ = rc == 0;
+    if (in.pos > 0 || dst.pos > 0) frame_done_ = rc == 0;
     return absl::OkStatus();
   }
   bool StreamComplete() const override { return frame_done_; }
@@ -300,12 +306,12 @@ class XzReader final : public DecoderReader {
   Compression compression() const override { return Compression::kXz; }
 
  protected:
-  absl::Status Step(uint8_t* dst, size_t n, size_t* produced) override {
+  absl::Status Step(std::span<uint8_t> out, size_t* produced) override {
     if (done_) return absl::OkStatus();
-    strm_.next_in = in_.get() + in_pos_;
-    strm_.avail_in = in_end_ - in_pos_;
-    strm_.next_out = std::span(dst, n).subspan(*produced).data();
-    strm_.avail_out = n - *produced;
+    strm_.next_in = input().data();
+    strm_.avail_in = input().size();
+    strm_.next_out = out.data();
+    strm_.avail_out = out.size();
     const size_t in_before = strm_.avail_in;
     const size_t out_before = strm_.avail_out;
     const bool last = eof_ && in_pos_ == in_end_;
@@ -482,19 +488,16 @@ absl::string_view CompressionName(Compression c) {
 absl::StatusOr<std::unique_ptr<ByteReader>> OpenByteReader(int fd, const std::string& path,
                                                            const ByteReaderOptions& options) {
   uint8_t prefix[kSniffBytes];
-  auto got = ReadFull(fd, prefix, sizeof prefix, path);
+  auto got = ReadFull(fd, prefix, path);
   if (!got.ok()) {
     ::close(fd);
     return got.status();
   }
   const size_t len = *got;
-  if (StartsWith(prefix, len, kGzipMagic)) {
-    return Make<GzipReader>(fd, path, prefix, len, options);
-  }
-  if (StartsWith(prefix, len, kZstdMagic)) {
-    return Make<ZstdReader>(fd, path, prefix, len, options);
-  }
-  if (StartsWith(prefix, len, kXzMagic)) return Make<XzReader>(fd, path, prefix, len, options);
+  const std::span<const uint8_t> head = std::span(prefix).first(len);
+  if (StartsWith(head, kGzipMagic)) return Make<GzipReader>(fd, path, prefix, len, options);
+  if (StartsWith(head, kZstdMagic)) return Make<ZstdReader>(fd, path, prefix, len, options);
+  if (StartsWith(head, kXzMagic)) return Make<XzReader>(fd, path, prefix, len, options);
   return std::unique_ptr<ByteReader>(std::make_unique<PlainReader>(fd, path, prefix, len));
 }
 
