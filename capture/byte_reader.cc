@@ -119,15 +119,11 @@ class DecoderReader : public ByteReader {
     size_t produced = 0;
     while (produced < n && !finished_) {
       if (in_pos_ == in_end_ && !eof_) {
-        auto got = ReadFull(fd_.get(), std::span(in_.get(), in_cap_), path_);
-        if (!got.ok()) {
-          error_ = got.status();
+        absl::Status st = Refill();
+        if (!st.ok()) {
+          error_ = std::move(st);
           break;
         }
-        in_pos_ = 0;
-        in_end_ = *got;
-        raw_read_ += *got;
-        if (*got < in_cap_) eof_ = true;
       }
       const size_t in_before = in_pos_;
       const size_t out_before = produced;
@@ -168,6 +164,22 @@ class DecoderReader : public ByteReader {
   // The compressed bytes not decoded yet.
   std::span<uint8_t> input() const { return std::span(in_.get(), in_end_).subspan(in_pos_); }
 
+  // Moves input() to the front of the buffer and reads from the descriptor into the rest
+  // (until it is full, or the input ends: then eof_).
+  absl::Status Refill() {
+    const std::span<uint8_t> buffer(in_.get(), in_cap_);
+    std::ranges::copy(input(), buffer.begin());  // to the front: copy() allows the overlap
+    in_end_ -= in_pos_;
+    in_pos_ = 0;
+    const std::span<uint8_t> free = buffer.subspan(in_end_);
+    auto got = ReadFull(fd_.get(), free, path_);
+    if (!got.ok()) return got.status();
+    raw_read_ += *got;
+    if (*got < free.size()) eof_ = true;
+    in_end_ += *got;
+    return absl::OkStatus();
+  }
+
   FdOwner fd_;
   std::string path_;
   size_t in_cap_;
@@ -205,17 +217,7 @@ class GzipReader final : public DecoderReader {
       if (in_pos_ == in_end_) return absl::OkStatus();  // more input, or the end
       if (in_end_ - in_pos_ < 2 && !eof_) {
         // Too little to tell whether another member starts: keep the byte, read more.
-        const std::span<uint8_t> buffer(in_.get(), in_cap_);
-        std::ranges::copy(input(), buffer.begin());  // to the front: copy() allows the overlap
-        in_end_ -= in_pos_;
-        in_pos_ = 0;
-        const std::span<uint8_t> free = buffer.subspan(in_end_);
-        auto got = ReadFull(fd_.get(), free, path_);
-        if (!got.ok()) return got.status();
-        raw_read_ += *got;
-        if (*got < free.size()) eof_ = true;
-        in_end_ += *got;
-        return absl::OkStatus();
+        return Refill();
       }
       if (!StartsWith(input(), kGzipMagic)) {
         in_pos_ = in_end_;  // trailing garbage: ignored

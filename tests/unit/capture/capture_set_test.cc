@@ -17,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -213,6 +214,29 @@ TEST(ByteReaderTest, EachCompressionWholeConcatenatedAndAnyReadSize) {
         EXPECT_EQ(got_kind, kind);
         EXPECT_TRUE(*got == plain);
       }
+    }
+  }
+}
+
+// A gzip member can end with fewer than the two bytes that tell whether another member starts
+// left in the input buffer; the reader then keeps them and reads more. The first member here is
+// stored (random bytes do not compress), so its size steps by one byte: over these 140 sizes it
+// ends at every offset around the first 4096-byte input block's end.
+TEST(ByteReaderTest, GzipMembersMeetAnywhereInTheInputBlock) {
+  TempDir tmp;
+  std::mt19937 rng(7);
+  const Bytes second = Pseudo(1000);
+  for (size_t n = 4000; n < 4140; ++n) {
+    Bytes first(n);
+    for (uint8_t& b : first) b = static_cast<uint8_t>(rng());
+    for (bool threaded : {false, true}) {
+      SCOPED_TRACE(std::to_string(n) + (threaded ? " threaded" : ""));
+      const std::string path = tmp.Write("members.gz", Concat(Gzip(first), Gzip(second)));
+      Bytes partial;
+      Compression kind{};
+      auto got = ReadAllBytes(path, size_t{1} << 20, &partial, &kind, threaded);
+      ASSERT_TRUE(got.ok()) << got.status();
+      EXPECT_TRUE(*got == Concat(first, second));
     }
   }
 }
