@@ -190,7 +190,7 @@ absl::Status FileSource::Init() {
         absl::StrFormat("%s: not a pcap or pcapng file (magic %02x %02x %02x %02x at offset 0)",
                         path_, head[0], head[1], head[2], head[3]));
   }
-  const uint32_t m = swapped_ ? Swap32(magic) : magic;
+  const uint32_t m = Fields(head, swapped_).U32(0);
   nanos_ = m == kPcapMagicNano;
   record_header_len_ = m == kPcapMagicModified ? 24 : 16;
   format_ = FileFormat::kPcap;
@@ -356,8 +356,9 @@ absl::StatusOr<bool> FileSource::NextPcapNg(RawPacket* pkt) {
     } else if (!seen_section_) {
       return Damage(offset(), "pcapng block before any section header");
     }
-    const uint32_t type = swapped_ ? Swap32(raw_type) : raw_type;
-    const uint32_t total_len = Fields(head, swapped_).U32(4);
+    const Fields fields(head, swapped_);
+    const uint32_t type = fields.U32(0);
+    const uint32_t total_len = fields.U32(4);
     if (total_len < 12 || total_len % 4 != 0) {
       return Damage(offset(), absl::StrCat("bad block length ", total_len, " (block type 0x",
                                            absl::Hex(type), ")"));
